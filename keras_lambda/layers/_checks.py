@@ -1,0 +1,32 @@
+"""Argument checks shared by the layers: each raises ValueError naming the argument."""
+
+
+def positive_int(name, value):
+    """Returns value if it is an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"`{name}` must be a positive integer (>= 1). Received: {name}={value!r}"
+        )
+    return value
+
+
+def optional_scope(value):
+    """Returns the scope r: None (global context) or an odd int >= 1."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or value % 2 == 0:
+        raise ValueError(
+            "`scope` must be None (global context) or an odd integer >= 1 "
+            f"(the side of the local context, e.g. 3, 7, 23). Received: scope={value!r}"
+        )
+    return value
+
+
+def one_of(name, value, allowed):
+    """Returns value if it is one of `allowed`."""
+    if value not in allowed:
+        choices = ", ".join(repr(choice) for choice in allowed)
+        raise ValueError(
+            f"`{name}` must be one of {choices}. Received: {name}={value!r}"
+        )
+    return value

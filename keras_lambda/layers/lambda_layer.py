@@ -1,0 +1,331 @@
+"""The lambda layer (Bello, ICLR 2021): global, local (lambda convolution), causal."""
+
+import math
+
+import keras
+from keras import ops
+
+from keras_lambda.layers import _checks
+from keras_lambda.layers.relative_position_embedding import RelativePositionEmbedding
+from keras_lambda.ops import content as content_ops
+from keras_lambda.ops import position as position_ops
+
+POSITIONS = ("relative", None)
+IMPLEMENTATIONS = ("auto",) + position_ops.IMPLEMENTATIONS
+
+# `implementation="auto"`: materialising E [n, m, k, u] is the fastest kernel
+# while it is small; past this many elements the convolutions win (benchmarks/).
+EINSUM_MAX_EMBEDDING_SIZE = 2**18
+
+
+class _ProjectionInitializer(keras.initializers.Initializer):
+    """The paper's initialisation of the fused [c, h·k + k·u + v·u] projection.
+
+    W_Q ~ N(0, (c·k)^-1/2), W_K and W_V ~ N(0, c^-1/2), c the input channels.
+    """
+
+    def __init__(self, widths, stddevs):
+        self.widths = widths
+        self.stddevs = stddevs
+
+    def __call__(self, shape, dtype=None):
+        blocks = [
+            keras.initializers.RandomNormal(stddev=stddev)((shape[0], width), dtype)
+            for width, stddev in zip(self.widths, self.stddevs)
+        ]
+        return ops.concatenate(blocks, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="keras_lambda")
+class LambdaLayer(keras.layers.Layer):
+    """Lambda layer: long-range interactions without attention maps.
+
+    Summarises the context into linear functions (lambdas) and applies them to
+    every query: y_n = (λc + λp_n)ᵀ q_n per head, heads concatenated.
+
+    - Queries Q = X W_Q `[b, n, h, k]` (h queries per position, multi-query),
+      keys K = X W_K `[b, m, k, u]`, values V = X W_V `[b, m, v, u]`, v = d / h;
+      no bias; batch norm on Q and V; softmax of K over the m positions (float32).
+    - Content lambda λc = Σ_m softmax(K)_m V_mᵀ `[b, k, v]`, shared by all queries.
+    - Position lambdas λp_n = Σ_m E_{n,m} V_mᵀ `[b, n, k, v]` with relative
+      embeddings E_{n,m} = T[m − n]: global (`scope=None`, table `[2H−1, 2W−1, k, u]`)
+      or local (`scope=r`, table `[r, r, k, u]`: the lambda convolution, zero padding
+      at the borders, any input size).
+
+    Inputs are channels-last: images `[b, H, W, c]` or sequences `[b, n, c]`; the
+    output has the same positions and d channels (channel = head·v + value index).
+
+    Args:
+        output_dim: d, the output channels; None: the input channels. Must be
+            divisible by `num_heads`.
+        key_dim: k, the query/key depth. Default 16 (paper).
+        num_heads: h, queries per position. Default 4 (paper).
+        intra_depth: u, the intra-depth. Default 1 (paper).
+        scope: None for a global context, or the odd side r of a local context.
+        position: "relative" (relative position embeddings) or None (content
+            only: a form of linear attention, no embedding weights).
+        implementation: how position lambdas are computed, all with the same
+            weights: "einsum" (the paper's pseudo-code, materialised `[n, m, k, u]`
+            embeddings), "conv" (values as an extra spatial axis), "depthwise"
+            (`keras.ops.depthwise_conv`, i.e. `tf.nn.depthwise_conv2d`), "auto"
+            (einsum while `[n, m, k, u]` is small, depthwise beyond).
+        embedding: a `RelativePositionEmbedding` to share with other layers of the
+            same key_dim, intra_depth and scope; None: the layer makes its own.
+        causal: sequences only: each position sees only positions <= itself
+            (prefix-sum content lambdas, masked position embeddings).
+        dilation_rate: dilation of the local scope (scope != None only).
+        norm_momentum, norm_epsilon: of the batch norms on queries and values.
+        **kwargs: base `keras.layers.Layer` arguments (name, dtype, ...).
+
+    Example:
+    ```python
+    inputs = keras.Input((32, 32, 64))
+    x = LambdaLayer(key_dim=16, num_heads=4)(inputs)          # global, [b, 32, 32, 64]
+    x = LambdaLayer(output_dim=128, scope=7)(x)               # lambda conv, [b, 32, 32, 128]
+    ```
+
+    Reference:
+        Irwan Bello, "LambdaNetworks: Modeling Long-Range Interactions Without
+        Attention", ICLR 2021, https://arxiv.org/abs/2102.08602
+    """
+
+    def __init__(
+        self,
+        output_dim=None,
+        key_dim=16,
+        num_heads=4,
+        intra_depth=1,
+        scope=None,
+        position="relative",
+        implementation="auto",
+        embedding=None,
+        causal=False,
+        dilation_rate=1,
+        norm_momentum=0.99,
+        norm_epsilon=1e-3,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.key_dim = _checks.positive_int("key_dim", key_dim)
+        self.num_heads = _checks.positive_int("num_heads", num_heads)
+        self.intra_depth = _checks.positive_int("intra_depth", intra_depth)
+        if output_dim is not None:
+            _checks.positive_int("output_dim", output_dim)
+            self._check_divisible(output_dim, "output_dim")
+        self.output_dim = output_dim
+        self.scope = _checks.optional_scope(scope)
+        self.position = _checks.one_of("position", position, POSITIONS)
+        self.implementation = _checks.one_of(
+            "implementation", implementation, IMPLEMENTATIONS
+        )
+        self.dilation_rate = _checks.positive_int("dilation_rate", dilation_rate)
+        if self.scope is None and dilation_rate != 1:
+            raise ValueError(
+                "`dilation_rate` applies to a local scope; a global context "
+                f"(scope=None) needs dilation_rate=1. Received: dilation_rate={dilation_rate}"
+            )
+        _checks.one_of("causal", causal, (False, True))
+        self.causal = bool(causal)
+        self.norm_momentum = norm_momentum
+        self.norm_epsilon = norm_epsilon
+        self._check_embedding(embedding)
+        # The constructor argument (shared) and the table in use (shared or own).
+        self._shared_embedding = embedding
+        self.embedding = embedding
+
+    def _check_divisible(self, channels, argument):
+        if channels % self.num_heads:
+            raise ValueError(
+                f"`{argument}` must be divisible by `num_heads`={self.num_heads} "
+                f"(value depth v = d / h). Received: {argument}={channels}"
+            )
+
+    def _check_embedding(self, embedding):
+        if embedding is None:
+            return
+        if self.position is None:
+            raise ValueError(
+                "`embedding` needs position='relative'; a content-only layer "
+                f"(position=None) has no position embedding. Received: embedding={embedding!r}"
+            )
+        if not isinstance(embedding, RelativePositionEmbedding):
+            raise ValueError(
+                "`embedding` must be a keras_lambda.layers.RelativePositionEmbedding "
+                f"or None. Received: embedding={embedding!r}"
+            )
+        for argument in ("key_dim", "intra_depth", "scope"):
+            if getattr(embedding, argument) != getattr(self, argument):
+                raise ValueError(
+                    f"`embedding` was made with {argument}="
+                    f"{getattr(embedding, argument)} but this layer has {argument}="
+                    f"{getattr(self, argument)}; a shared embedding must match."
+                )
+
+    # Shapes -----------------------------------------------------------------
+
+    def _resolved_output_dim(self, input_shape):
+        return self.output_dim if self.output_dim is not None else input_shape[-1]
+
+    def _check_input_shape(self, input_shape):
+        rank = len(input_shape)
+        if rank not in (3, 4):
+            raise ValueError(
+                "`inputs` must have rank 3 (sequences [b, n, c]) or 4 (images "
+                f"[b, H, W, c]). Received: input shape {tuple(input_shape)} (rank {rank})"
+            )
+        if input_shape[-1] is None:
+            raise ValueError(
+                "The channel axis of `inputs` must be known. Received: input shape "
+                f"{tuple(input_shape)}"
+            )
+        if self.causal and rank != 3:
+            raise ValueError(
+                "`causal`=True applies to sequences [b, n, c]; images have no order. "
+                f"Received: input shape {tuple(input_shape)}"
+            )
+        spatial = tuple(input_shape[1:-1])
+        if self.position and self.scope is None and self.embedding is None:
+            if any(size is None for size in spatial):
+                raise ValueError(
+                    "A global context (scope=None) with relative positions needs a "
+                    f"known spatial size; received input shape {tuple(input_shape)}. "
+                    "Fix the input size, use a scope (lambda convolution), or "
+                    "position=None."
+                )
+
+    def build(self, input_shape):
+        self._check_input_shape(input_shape)
+        channels = input_shape[-1]
+        output_dim = self._resolved_output_dim(input_shape)
+        self._check_divisible(output_dim, "output_dim")
+        h, k, u = self.num_heads, self.key_dim, self.intra_depth
+        self.value_dim = output_dim // h
+        v = self.value_dim
+        widths = (h * k, k * u, v * u)
+        # One fused projection: a single matmul instead of three.
+        self.qkv_kernel = self.add_weight(
+            name="qkv_kernel",
+            shape=(channels, sum(widths)),
+            initializer=_ProjectionInitializer(
+                widths, (1 / math.sqrt(channels * k), channels**-0.5, channels**-0.5)
+            ),
+        )
+        positions_shape = tuple(input_shape[:-1])
+        self.query_norm = self._batch_norm("query_norm", positions_shape + (h * k,))
+        self.value_norm = self._batch_norm("value_norm", positions_shape + (v * u,))
+        if self.position == "relative":
+            if self.embedding is None:
+                self.embedding = RelativePositionEmbedding(
+                    key_dim=k,
+                    intra_depth=u,
+                    scope=self.scope,
+                    dtype=self.dtype_policy,
+                    name="embedding",
+                )
+            if not self.embedding.built:
+                self.embedding.build(input_shape)
+            self.embedding.check_serves(input_shape, k, u, self.scope, self.name)
+
+    def _batch_norm(self, name, shape):
+        norm = keras.layers.BatchNormalization(
+            momentum=self.norm_momentum,
+            epsilon=self.norm_epsilon,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+        norm.build(shape)
+        return norm
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self._resolved_output_dim(input_shape),)
+
+    def position_implementation(self, spatial_shape):
+        """The kernel used for inputs of `spatial_shape` (resolves "auto")."""
+        if self.implementation != "auto":
+            return self.implementation
+        if all(size is not None for size in spatial_shape):
+            positions = math.prod(spatial_shape)
+            embedding_size = positions * positions * self.key_dim * self.intra_depth
+            if embedding_size <= EINSUM_MAX_EMBEDDING_SIZE:
+                return "einsum"
+        return "depthwise" if self.intra_depth == 1 else "conv"
+
+    # Forward ----------------------------------------------------------------
+
+    def call(self, inputs, training=None):
+        h, k, u, v = self.num_heads, self.key_dim, self.intra_depth, self.value_dim
+        spatial = tuple(inputs.shape[1:-1])
+        dynamic_shape = ops.shape(inputs)
+        batch = inputs.shape[0] if inputs.shape[0] is not None else dynamic_shape[0]
+        spatial_sizes = tuple(
+            size if size is not None else dynamic_shape[1 + axis]
+            for axis, size in enumerate(spatial)
+        )
+
+        projected = ops.matmul(inputs, ops.cast(self.qkv_kernel, inputs.dtype))
+        queries, keys, values = ops.split(projected, [h * k, h * k + k * u], axis=-1)
+        queries = self.query_norm(queries, training=training)
+        values = self.value_norm(values, training=training)
+
+        queries = ops.reshape(queries, (batch, -1, h, k))  # [b, n, h, k]
+        keys = ops.reshape(keys, (batch, -1, k, u))  # [b, m, k, u]
+        flat_values = ops.reshape(values, (batch, -1, v, u))  # [b, m, v, u]
+
+        if self.causal:
+            content = content_ops.causal_content_lambdas(keys, flat_values)
+            outputs = ops.einsum("bnhk,bnkv->bnhv", queries, content)
+        else:
+            content = content_ops.content_lambda(keys, flat_values)  # [b, k, v]
+            outputs = ops.einsum("bnhk,bkv->bnhv", queries, content)
+
+        if self.position == "relative":
+            kernel = ops.cast(self.embedding.kernel(spatial), queries.dtype)
+            lambdas = position_ops.position_lambdas(
+                ops.reshape(values, (batch,) + spatial_sizes + (v, u)),
+                kernel,
+                self.position_implementation(spatial),
+                self.dilation_rate,
+                self.causal,
+            )  # [b, *S, v, k]
+            lambdas = ops.reshape(lambdas, (batch, -1, v, k))
+            outputs = outputs + ops.einsum("bnhk,bnvk->bnhv", queries, lambdas)
+
+        return ops.reshape(outputs, (batch,) + spatial_sizes + (h * v,))
+
+    # Serialization ----------------------------------------------------------
+
+    def get_config(self):
+        config = super().get_config()
+        embedding = self._shared_embedding
+        config.update(
+            {
+                "output_dim": self.output_dim,
+                "key_dim": self.key_dim,
+                "num_heads": self.num_heads,
+                "intra_depth": self.intra_depth,
+                "scope": self.scope,
+                "position": self.position,
+                "implementation": self.implementation,
+                "embedding": (
+                    None
+                    if embedding is None
+                    else keras.saving.serialize_keras_object(embedding)
+                ),
+                "causal": self.causal,
+                "dilation_rate": self.dilation_rate,
+                "norm_momentum": self.norm_momentum,
+                "norm_epsilon": self.norm_epsilon,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("embedding") is not None:
+            # Inside a model load, Keras's object-sharing scope hands every layer
+            # that shared the embedding the same instance again.
+            config["embedding"] = keras.saving.deserialize_keras_object(
+                config["embedding"]
+            )
+        return cls(**config)

@@ -1,0 +1,22 @@
+"""Stateless lambda kernels: content lambdas and position lambdas, in keras.ops."""
+
+from keras_lambda.ops.content import causal_content_lambdas, content_lambda
+from keras_lambda.ops.position import (
+    IMPLEMENTATIONS,
+    conv_position_lambdas,
+    dense_embeddings,
+    depthwise_position_lambdas,
+    einsum_position_lambdas,
+    position_lambdas,
+)
+
+__all__ = [
+    "IMPLEMENTATIONS",
+    "causal_content_lambdas",
+    "content_lambda",
+    "conv_position_lambdas",
+    "dense_embeddings",
+    "depthwise_position_lambdas",
+    "einsum_position_lambdas",
+    "position_lambdas",
+]

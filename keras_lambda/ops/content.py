@@ -1,0 +1,39 @@
+"""Content lambdas: the position-independent term of the lambda layer.
+
+keys `[b, m, k, u]` are normalised by a softmax over the context positions m (per
+key channel k and intra-depth slot u), computed in float32 so that mixed precision
+neither overflows the exponentials nor loses the small weights of long contexts.
+"""
+
+from keras import ops
+
+
+def content_lambda(keys, values):
+    """The global content lambda shared by every query.
+
+    keys `[b, m, k, u]`, values `[b, m, v, u]` →
+    λc `[b, k, v]` = Σ_{m,u} softmax_m(K)[b, m, k, u] · V[b, m, v, u].
+    """
+    weights = ops.softmax(ops.cast(keys, "float32"), axis=1)
+    return ops.einsum("bmku,bmvu->bkv", ops.cast(weights, values.dtype), values)
+
+
+def causal_content_lambdas(keys, values):
+    """One content lambda per query over its prefix m <= n (the masked lambda).
+
+    keys `[b, n, k, u]`, values `[b, n, v, u]` → λc `[b, n, k, v]` with
+    λc_n = Σ_u Σ_{m<=n} exp(K_m) V_m / Σ_{m<=n} exp(K_m): the softmax is taken over
+    each query's own context, as prefix sums, so time and memory stay linear in n.
+    """
+    keys = ops.cast(keys, "float32")
+    # One shift per channel keeps exp() in range; it cancels in the ratio.
+    shifted = keys - ops.stop_gradient(ops.max(keys, axis=1, keepdims=True))
+    weights = ops.exp(shifted)  # [b, n, k, u]
+    weighted_values = ops.einsum(
+        "bmku,bmvu->bmkuv", weights, ops.cast(values, "float32")
+    )
+    numerator = ops.cumsum(weighted_values, axis=1)  # [b, n, k, u, v]
+    # A prefix whose keys all underflow has a zero sum: keep the ratio finite.
+    denominator = ops.maximum(ops.cumsum(weights, axis=1), 1e-30)
+    lambdas = ops.sum(numerator / denominator[..., None], axis=3)
+    return ops.cast(lambdas, values.dtype)

@@ -1,0 +1,164 @@
+"""Position lambdas: the relative-position term of the lambda layer.
+
+Every kernel here computes, for each query position n,
+
+    λp_n = Σ_m E_{n,m} V_m          E_{n,m} = T[(m − n) / dilation + centre]
+
+with V the values `[b, *S, v, u]` (S the spatial axes: `(n,)` for sequences,
+`(H, W)` for images), T a relative table `[*r, k, u]` (r odd per axis, offset 0 at
+its centre) and E zero for offsets outside the table, between dilation steps, past
+the borders (zero padding) and, when `causal`, for m > n. The global relative
+lambda of the paper is the case where the table covers every offset of the input
+(r = 2H − 1): it is a convolution too, so no kernel but `einsum` ever builds the
+`[n, m, k]` tensor.
+
+All kernels return λp laid out `[b, *S, v, k]` (what the convolutions produce
+natively); the caller contracts it with the queries over k. They are stateless,
+take and return tensors, and are written in `keras.ops` so they run on every
+Keras 3 backend (`depthwise` is `tf.nn.depthwise_conv2d` on TensorFlow).
+"""
+
+from keras import ops
+
+IMPLEMENTATIONS = ("einsum", "conv", "depthwise")
+
+
+def _spatial_shape(x, rank):
+    """The spatial sizes of x `[b, *S, ...]`, static where known."""
+    dynamic = ops.shape(x)
+    return tuple(
+        x.shape[1 + axis] if x.shape[1 + axis] is not None else dynamic[1 + axis]
+        for axis in range(rank)
+    )
+
+
+def _batch_size(x):
+    return x.shape[0] if x.shape[0] is not None else ops.shape(x)[0]
+
+
+def _causal_crop(values, kernel, dilation_rate):
+    """Keeps offsets <= 0 of a 1-D kernel and left-pads the sequence to match.
+
+    values `[b, n, ...]`, kernel `[r, k, u]` → (values `[b, n + c·dilation, ...]`,
+    kernel `[c + 1, k, u]`) with c = (r − 1) / 2, ready for a 'valid' convolution.
+    """
+    radius = (kernel.shape[0] - 1) // 2
+    padding = [[0, 0]] * len(values.shape)
+    padding[1] = [radius * dilation_rate, 0]
+    return ops.pad(values, padding), kernel[: radius + 1]
+
+
+def dense_embeddings(kernel, spatial_shape, dilation_rate=1, causal=False):
+    """Materialises E `[n, m, k, u]` from a relative kernel T `[*r, k, u]`.
+
+    The paper's formulation: memory Θ(n·m·k·u). `spatial_shape` is S, n = m = Π S.
+    """
+    rank = len(spatial_shape)
+    embeddings = kernel
+    in_scope = None
+    for axis, size in enumerate(spatial_shape):
+        radius = (kernel.shape[axis] - 1) // 2
+        position = ops.arange(size, dtype="int32")
+        offset = position[None, :] - position[:, None]  # [s_n, s_m]: m − n
+        valid = ops.logical_and(
+            ops.equal(offset % dilation_rate, 0),
+            ops.less_equal(ops.abs(offset), radius * dilation_rate),
+        )
+        if causal:
+            valid = ops.logical_and(valid, ops.less_equal(offset, 0))
+        index = ops.clip(offset // dilation_rate + radius, 0, 2 * radius)
+        # Replaces table axis `axis` by the pair (s_n, s_m).
+        embeddings = ops.take(embeddings, index, axis=2 * axis)
+        if in_scope is None:
+            in_scope = valid
+        else:  # 2-D: [H_n, H_m] and [W_n, W_m] → [H_n, H_m, W_n, W_m]
+            in_scope = ops.logical_and(in_scope[:, :, None, None], valid[None, None])
+    if rank == 2:  # [H_n, H_m, W_n, W_m, k, u] → [H_n, W_n, H_m, W_m, k, u]
+        embeddings = ops.transpose(embeddings, (0, 2, 1, 3, 4, 5))
+        in_scope = ops.transpose(in_scope, (0, 2, 1, 3))
+    embeddings = embeddings * ops.cast(in_scope, embeddings.dtype)[..., None, None]
+    size = 1
+    for s in spatial_shape:
+        size = size * s
+    return ops.reshape(embeddings, (size, size) + tuple(kernel.shape[-2:]))
+
+
+def einsum_position_lambdas(values, kernel, dilation_rate=1, causal=False):
+    """The paper's pseudo-code: einsum of materialised E `[n, m, k, u]` with V.
+
+    values `[b, *S, v, u]`, kernel `[*r, k, u]` → λp `[b, *S, v, k]`.
+    """
+    rank = len(values.shape) - 3
+    spatial = _spatial_shape(values, rank)
+    embeddings = dense_embeddings(kernel, spatial, dilation_rate, causal)
+    batch = _batch_size(values)
+    value_dim, intra_depth = values.shape[-2:]
+    flat_values = ops.reshape(values, (batch, -1, value_dim, intra_depth))
+    lambdas = ops.einsum("nmku,bmvu->bnvk", embeddings, flat_values)
+    return ops.reshape(lambdas, (batch,) + spatial + (value_dim, kernel.shape[-2]))
+
+
+def conv_position_lambdas(values, kernel, dilation_rate=1, causal=False):
+    """Values as an extra spatial axis: one (rank + 1)-D convolution, u → k channels.
+
+    values `[b, *S, v, u]` convolved with `[*r, 1, u, k]` (conv3d for images,
+    conv2d for sequences) → λp `[b, *S, v, k]`.
+    """
+    rank = len(values.shape) - 3
+    padding = "same"
+    if causal:
+        values, kernel = _causal_crop(values, kernel, dilation_rate)
+        padding = "valid"
+    # [*r, k, u] → [*r, 1, u, k]: the value axis v is a spatial axis of size 1.
+    conv_kernel = ops.expand_dims(ops.swapaxes(kernel, -1, -2), rank)
+    return ops.conv(
+        values,
+        conv_kernel,
+        padding=padding,
+        dilation_rate=(dilation_rate,) * rank + (1,),
+    )
+
+
+def depthwise_position_lambdas(values, kernel, dilation_rate=1, causal=False):
+    """The paper's depthwise formulation: the table tiled over the value channels.
+
+    values `[b, *S, v·u]` run through a depthwise convolution with kernel
+    `[*r, v·u, k]` (channel multiplier k), then summed over u → λp `[b, *S, v, k]`.
+    """
+    rank = len(values.shape) - 3
+    value_dim, intra_depth = values.shape[-2:]
+    key_dim = kernel.shape[-2]
+    padding = "same"
+    if causal:
+        values, kernel = _causal_crop(values, kernel, dilation_rate)
+        padding = "valid"
+    spatial = _spatial_shape(values, rank)
+    batch = _batch_size(values)
+    channels = ops.reshape(values, (batch,) + spatial + (value_dim * intra_depth,))
+    # [*r, k, u] → [*r, u, k] → tiled [*r, v, u, k] → [*r, v·u, k]
+    table = ops.swapaxes(kernel, -1, -2)
+    tiled = ops.broadcast_to(
+        ops.expand_dims(table, rank), kernel.shape[:rank] + (value_dim, intra_depth, key_dim)
+    )
+    depthwise_kernel = ops.reshape(
+        tiled, kernel.shape[:rank] + (value_dim * intra_depth, key_dim)
+    )
+    lambdas = ops.depthwise_conv(
+        channels, depthwise_kernel, padding=padding, dilation_rate=dilation_rate
+    )
+    if causal:
+        spatial = _spatial_shape(lambdas, rank)
+    lambdas = ops.reshape(lambdas, (batch,) + spatial + (value_dim, intra_depth, key_dim))
+    return ops.sum(lambdas, axis=-2)
+
+
+KERNELS = {
+    "einsum": einsum_position_lambdas,
+    "conv": conv_position_lambdas,
+    "depthwise": depthwise_position_lambdas,
+}
+
+
+def position_lambdas(values, kernel, implementation, dilation_rate=1, causal=False):
+    """Dispatches to one of `IMPLEMENTATIONS`; all return λp `[b, *S, v, k]`."""
+    return KERNELS[implementation](values, kernel, dilation_rate, causal)
