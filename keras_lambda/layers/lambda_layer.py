@@ -296,7 +296,14 @@ class LambdaLayer(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        embedding = self._shared_embedding
+        embedding = None
+        if self._shared_embedding is not None:
+            embedding = keras.saving.serialize_keras_object(self._shared_embedding)
+            # Keras marks an object as shared only once it meets it a second time,
+            # after the first layer's config was taken; mark it from the start so
+            # that loading a model (in Keras's object-sharing scope) gives every
+            # layer the same instance again.
+            embedding["shared_object_id"] = id(self._shared_embedding)
         config.update(
             {
                 "output_dim": self.output_dim,
@@ -306,11 +313,7 @@ class LambdaLayer(keras.layers.Layer):
                 "scope": self.scope,
                 "position": self.position,
                 "implementation": self.implementation,
-                "embedding": (
-                    None
-                    if embedding is None
-                    else keras.saving.serialize_keras_object(embedding)
-                ),
+                "embedding": embedding,
                 "causal": self.causal,
                 "dilation_rate": self.dilation_rate,
                 "norm_momentum": self.norm_momentum,
@@ -323,8 +326,6 @@ class LambdaLayer(keras.layers.Layer):
     def from_config(cls, config):
         config = dict(config)
         if config.get("embedding") is not None:
-            # Inside a model load, Keras's object-sharing scope hands every layer
-            # that shared the embedding the same instance again.
             config["embedding"] = keras.saving.deserialize_keras_object(
                 config["embedding"]
             )

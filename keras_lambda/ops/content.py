@@ -1,11 +1,18 @@
 """Content lambdas: the position-independent term of the lambda layer.
 
 keys `[b, m, k, u]` are normalised by a softmax over the context positions m (per
-key channel k and intra-depth slot u), computed in float32 so that mixed precision
+key channel k and intra-depth slot u), computed in float32 (at least) so that mixed precision
 neither overflows the exponentials nor loses the small weights of long contexts.
 """
 
-from keras import ops
+from keras import backend, ops
+
+
+def _at_least_float32(x):
+    """x in float32 if it is in a half-precision type, else unchanged (float64 stays)."""
+    if backend.standardize_dtype(x.dtype) in ("float16", "bfloat16"):
+        return ops.cast(x, "float32")
+    return x
 
 
 def content_lambda(keys, values):
@@ -14,7 +21,7 @@ def content_lambda(keys, values):
     keys `[b, m, k, u]`, values `[b, m, v, u]` →
     λc `[b, k, v]` = Σ_{m,u} softmax_m(K)[b, m, k, u] · V[b, m, v, u].
     """
-    weights = ops.softmax(ops.cast(keys, "float32"), axis=1)
+    weights = ops.softmax(_at_least_float32(keys), axis=1)
     return ops.einsum("bmku,bmvu->bkv", ops.cast(weights, values.dtype), values)
 
 
@@ -25,12 +32,12 @@ def causal_content_lambdas(keys, values):
     λc_n = Σ_u Σ_{m<=n} exp(K_m) V_m / Σ_{m<=n} exp(K_m): the softmax is taken over
     each query's own context, as prefix sums, so time and memory stay linear in n.
     """
-    keys = ops.cast(keys, "float32")
+    keys = _at_least_float32(keys)
     # One shift per channel keeps exp() in range; it cancels in the ratio.
     shifted = keys - ops.stop_gradient(ops.max(keys, axis=1, keepdims=True))
     weights = ops.exp(shifted)  # [b, n, k, u]
     weighted_values = ops.einsum(
-        "bmku,bmvu->bmkuv", weights, ops.cast(values, "float32")
+        "bmku,bmvu->bmkuv", weights, ops.cast(values, keys.dtype)
     )
     numerator = ops.cumsum(weighted_values, axis=1)  # [b, n, k, u, v]
     # A prefix whose keys all underflow has a zero sum: keep the ratio finite.
