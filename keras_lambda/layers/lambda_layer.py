@@ -13,9 +13,12 @@ from keras_lambda.ops import position as position_ops
 POSITIONS = ("relative", None)
 IMPLEMENTATIONS = ("auto",) + position_ops.IMPLEMENTATIONS
 
-# `implementation="auto"`: materialising E [n, m, k, u] is the fastest kernel
-# while it is small; past this many elements the convolutions win (benchmarks/).
-EINSUM_MAX_EMBEDDING_SIZE = 2**18
+# `implementation="auto"` (measured on CPU, TensorFlow): the dense einsum costs
+# about n·m multiply-adds per value channel, a convolution about 4× as much per
+# kernel tap (n·A taps, A the kernel area inside the input), so the einsum wins
+# while m <= 4·A, as long as E [n, m, k, u] stays below this many elements.
+EINSUM_TAP_COST = 4
+EINSUM_MAX_EMBEDDING_SIZE = 2**28
 
 
 class _ProjectionInitializer(keras.initializers.Initializer):
@@ -68,7 +71,9 @@ class LambdaLayer(keras.layers.Layer):
             weights: "einsum" (the paper's pseudo-code, materialised `[n, m, k, u]`
             embeddings), "conv" (values as an extra spatial axis), "depthwise"
             (`keras.ops.depthwise_conv`, i.e. `tf.nn.depthwise_conv2d`), "auto"
-            (einsum while `[n, m, k, u]` is small, depthwise beyond).
+            (the fastest for the geometry: einsum for global contexts and scopes
+            covering much of the input, depthwise for small scopes with u = 1,
+            conv for u > 1; see `position_implementation`).
         embedding: a `RelativePositionEmbedding` to share with other layers of the
             same key_dim, intra_depth and scope; None: the layer makes its own.
         causal: sequences only: each position sees only positions <= itself
@@ -240,15 +245,30 @@ class LambdaLayer(keras.layers.Layer):
         return tuple(input_shape[:-1]) + (self._resolved_output_dim(input_shape),)
 
     def position_implementation(self, spatial_shape):
-        """The kernel used for inputs of `spatial_shape` (resolves "auto")."""
+        """The kernel used for inputs of `spatial_shape` (resolves "auto").
+
+        The dense einsum when it is cheaper than a convolution over the kernel
+        area that meets the input (global contexts and large scopes) and E fits;
+        otherwise depthwise (u = 1) or conv (u > 1, which contracts u in the conv).
+        """
         if self.implementation != "auto":
             return self.implementation
-        if all(size is not None for size in spatial_shape):
-            positions = math.prod(spatial_shape)
-            embedding_size = positions * positions * self.key_dim * self.intra_depth
-            if embedding_size <= EINSUM_MAX_EMBEDDING_SIZE:
-                return "einsum"
-        return "depthwise" if self.intra_depth == 1 else "conv"
+        convolution = "depthwise" if self.intra_depth == 1 else "conv"
+        if any(size is None for size in spatial_shape):
+            return convolution
+        positions = math.prod(spatial_shape)
+        area = 1
+        for size in spatial_shape:
+            reach = 2 * size - 1  # offsets that occur in the input
+            if self.scope is not None:
+                reach = min(self.scope, 2 * ((size - 1) // self.dilation_rate) + 1)
+            area *= reach
+        if self.causal:
+            area = (area + 1) // 2
+        embedding_size = positions * positions * self.key_dim * self.intra_depth
+        if positions <= EINSUM_TAP_COST * area and embedding_size <= EINSUM_MAX_EMBEDDING_SIZE:
+            return "einsum"
+        return convolution
 
     # Forward ----------------------------------------------------------------
 

@@ -69,13 +69,13 @@ class RelativePositionEmbedding(keras.layers.Layer):
                     f"spatial_shape={spatial_shape!r}"
                 )
             spatial_shape = tuple(spatial_shape)
-            if len(spatial_shape) not in (1, 2):
+            if len(spatial_shape) not in (1, 2) or not all(
+                isinstance(size, int) and size >= 1 for size in spatial_shape
+            ):
                 raise ValueError(
-                    "`spatial_shape` must be (n,) for sequences or (H, W) for images. "
-                    f"Received: spatial_shape={spatial_shape!r}"
+                    "`spatial_shape` must be (n,) for sequences or (H, W) for images, "
+                    f"positive integers. Received: spatial_shape={spatial_shape!r}"
                 )
-            for size in spatial_shape:
-                _checks.positive_int("spatial_shape", size)
         self.spatial_shape = spatial_shape
         self.max_spatial_shape = None  # global tables: the largest input, set at build
         if embeddings_initializer is None:

@@ -222,8 +222,22 @@ def test_global_table_sized_from_the_input():
     assert tuple(sequence.embedding.table.shape) == (7, 16, 1)
 
 
-def test_auto_picks_the_dense_einsum_only_for_small_maps():
-    layer = LambdaLayer()
-    assert layer.position_implementation((4, 4)) == "einsum"
-    assert layer.position_implementation((32, 32)) in ("conv", "depthwise")
-    assert layer.position_implementation((None, None)) in ("conv", "depthwise")
+@pytest.mark.parametrize(
+    "kwargs, spatial, expected",
+    [
+        ({}, (32, 32), "einsum"),  # global: every offset is a kernel tap
+        ({"scope": 23}, (32, 32), "einsum"),  # 529 taps for 1024 positions
+        ({"scope": 7}, (32, 32), "depthwise"),
+        ({"scope": 7, "intra_depth": 4}, (32, 32), "conv"),
+        ({"scope": 7}, (None, None), "depthwise"),
+        ({}, (128, 128), "depthwise"),  # E would have 2^32 elements
+        ({"scope": 63}, (512,), "depthwise"),
+        ({"causal": True}, (512,), "einsum"),
+    ],
+)
+def test_auto_follows_the_measured_cost_model(kwargs, spatial, expected):
+    assert LambdaLayer(**kwargs).position_implementation(spatial) == expected
+
+
+def test_explicit_implementation_is_kept():
+    assert LambdaLayer(implementation="conv").position_implementation((8, 8)) == "conv"
