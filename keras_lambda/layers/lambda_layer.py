@@ -13,12 +13,13 @@ from keras_lambda.ops import position as position_ops
 POSITIONS = ("relative", None)
 IMPLEMENTATIONS = ("auto",) + position_ops.IMPLEMENTATIONS
 
-# `implementation="auto"` (measured on CPU, TensorFlow): the dense einsum costs
-# about n·m multiply-adds per value channel, a convolution about 4× as much per
-# kernel tap (n·A taps, A the kernel area inside the input), so the einsum wins
-# while m <= 4·A, as long as E [n, m, k, u] stays below this many elements.
-EINSUM_TAP_COST = 4
-EINSUM_MAX_EMBEDDING_SIZE = 2**28
+# `implementation="auto"`, from train-step timings on CPU (TensorFlow, see the
+# layer tests for the decisions they pin): a convolution costs per kernel tap, so
+# it wins while the kernel area A inside the input is small (m >= 16·A); the
+# dense einsum wins for small inputs (n·m <= 2^17) with large kernels; the FFT
+# (O(n log n)) everywhere else when the spatial size is known.
+SMALL_KERNEL_RATIO = 16
+EINSUM_MAX_PAIRS = 2**17
 
 
 class _ProjectionInitializer(keras.initializers.Initializer):
@@ -70,10 +71,10 @@ class LambdaLayer(keras.layers.Layer):
         implementation: how position lambdas are computed, all with the same
             weights: "einsum" (the paper's pseudo-code, materialised `[n, m, k, u]`
             embeddings), "conv" (values as an extra spatial axis), "depthwise"
-            (`keras.ops.depthwise_conv`, i.e. `tf.nn.depthwise_conv2d`), "auto"
-            (the fastest for the geometry: einsum for global contexts and scopes
-            covering much of the input, depthwise for small scopes with u = 1,
-            conv for u > 1; see `position_implementation`).
+            (`keras.ops.depthwise_conv`, i.e. `tf.nn.depthwise_conv2d`), "fft"
+            (one FFT convolution, O(n log n): large scopes and global contexts
+            on large inputs), "auto" (the fastest for the geometry, see
+            `position_implementation`).
         embedding: a `RelativePositionEmbedding` to share with other layers of the
             same key_dim, intra_depth and scope; None: the layer makes its own.
         causal: sequences only: each position sees only positions <= itself
@@ -247,9 +248,9 @@ class LambdaLayer(keras.layers.Layer):
     def position_implementation(self, spatial_shape):
         """The kernel used for inputs of `spatial_shape` (resolves "auto").
 
-        The dense einsum when it is cheaper than a convolution over the kernel
-        area that meets the input (global contexts and large scopes) and E fits;
-        otherwise depthwise (u = 1) or conv (u > 1, which contracts u in the conv).
+        depthwise (u = 1) or conv (u > 1, which contracts u inside the conv) for
+        scopes small next to the input or inputs of unknown size; einsum for small
+        inputs with a global context or a large scope; fft otherwise.
         """
         if self.implementation != "auto":
             return self.implementation
@@ -257,18 +258,19 @@ class LambdaLayer(keras.layers.Layer):
         if any(size is None for size in spatial_shape):
             return convolution
         positions = math.prod(spatial_shape)
-        area = 1
+        area = 1  # kernel taps that meet the input
         for size in spatial_shape:
-            reach = 2 * size - 1  # offsets that occur in the input
+            reach = 2 * size - 1
             if self.scope is not None:
                 reach = min(self.scope, 2 * ((size - 1) // self.dilation_rate) + 1)
             area *= reach
         if self.causal:
             area = (area + 1) // 2
-        embedding_size = positions * positions * self.key_dim * self.intra_depth
-        if positions <= EINSUM_TAP_COST * area and embedding_size <= EINSUM_MAX_EMBEDDING_SIZE:
+        if positions >= SMALL_KERNEL_RATIO * area:
+            return convolution
+        if positions * positions <= EINSUM_MAX_PAIRS:
             return "einsum"
-        return convolution
+        return "fft"
 
     # Forward ----------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from keras_lambda.ops.position import (
     dense_embeddings,
     depthwise_position_lambdas,
     einsum_position_lambdas,
+    fft_position_lambdas,
     position_lambdas,
 )
 
@@ -18,5 +19,6 @@ __all__ = [
     "dense_embeddings",
     "depthwise_position_lambdas",
     "einsum_position_lambdas",
+    "fft_position_lambdas",
     "position_lambdas",
 ]

@@ -10,7 +10,7 @@ its centre) and E zero for offsets outside the table, between dilation steps, pa
 the borders (zero padding) and, when `causal`, for m > n. The global relative
 lambda of the paper is the case where the table covers every offset of the input
 (r = 2H − 1): it is a convolution too, so no kernel but `einsum` ever builds the
-`[n, m, k]` tensor.
+`[n, m, k]` tensor, and `fft` computes it in O(n log n).
 
 All kernels return λp laid out `[b, *S, v, k]` (what the convolutions produce
 natively); the caller contracts it with the queries over k. They are stateless,
@@ -20,7 +20,7 @@ Keras 3 backend (`depthwise` is `tf.nn.depthwise_conv2d` on TensorFlow).
 
 from keras import ops
 
-IMPLEMENTATIONS = ("einsum", "conv", "depthwise")
+IMPLEMENTATIONS = ("einsum", "conv", "depthwise", "fft")
 
 
 def _spatial_shape(x, rank):
@@ -152,10 +152,123 @@ def depthwise_position_lambdas(values, kernel, dilation_rate=1, causal=False):
     return ops.sum(lambdas, axis=-2)
 
 
+def _fast_fft_length(minimum):
+    """The smallest 2^a·3^b·5^c >= minimum (FFTs are fastest on smooth sizes)."""
+    length = minimum
+    while True:
+        rest = length
+        for factor in (2, 3, 5):
+            while rest % factor == 0:
+                rest //= factor
+        if rest == 1:
+            return length
+        length += 1
+
+
+def _rfftn(x, lengths):
+    """Real FFT over the last 1 or 2 axes of x, zero-padded to `lengths`.
+
+    `[..., L]` → complex `[..., L/2 + 1]`; `[..., L_h, L_w]` → complex
+    `[..., L_w/2 + 1, L_h]` (the H axis is moved last). Returns (real, imag).
+    """
+    if len(lengths) == 1:
+        return ops.rfft(x, fft_length=lengths[0])
+    real, imag = ops.rfft(x, fft_length=lengths[1])  # [..., H, F_w]
+    real, imag = ops.swapaxes(real, -1, -2), ops.swapaxes(imag, -1, -2)
+    padding = [[0, 0]] * (len(x.shape) - 1) + [[0, lengths[0] - x.shape[-2]]]
+    return ops.fft((ops.pad(real, padding), ops.pad(imag, padding)))
+
+
+def _irfftn(spectrum, lengths):
+    """Inverse of `_rfftn`: the real signal of shape `[..., *lengths]`."""
+    real, imag = spectrum
+    if len(lengths) == 2:
+        # Inverse complex FFT over H as conj(fft(conj(x))) / L_h.
+        real, imag = ops.fft((real, -imag))
+        real, imag = real / lengths[0], -imag / lengths[0]
+        real, imag = ops.swapaxes(real, -1, -2), ops.swapaxes(imag, -1, -2)
+    return ops.irfft((real, imag), fft_length=lengths[-1])
+
+
+def _dilate(kernel, axis, dilation_rate):
+    """Inserts dilation_rate − 1 zeros between the taps of `kernel` along `axis`."""
+    if dilation_rate == 1:
+        return kernel
+    size = kernel.shape[axis]
+    taps = ops.expand_dims(kernel, axis + 1)
+    zeros_shape = list(taps.shape)
+    zeros_shape[axis + 1] = dilation_rate - 1
+    spaced = ops.concatenate([taps, ops.zeros(zeros_shape, kernel.dtype)], axis=axis + 1)
+    new_shape = list(kernel.shape)
+    new_shape[axis] = size * dilation_rate
+    spaced = ops.reshape(spaced, new_shape)
+    return ops.take(spaced, ops.arange((size - 1) * dilation_rate + 1), axis=axis)
+
+
+def fft_position_lambdas(values, kernel, dilation_rate=1, causal=False):
+    """The position lambdas as one FFT convolution: O(n log n), for any scope.
+
+    values `[b, *S, v, u]`, kernel `[*r, k, u]` → λp `[b, *S, v, k]`, computed
+    as the circular cross-correlation of V with T on a grid of L >= s + c per
+    axis (c the kernel radius within the input), large enough that no offset
+    wraps around. Runs in float32 at least (FFTs have no half-precision kernels).
+    Needs known spatial sizes.
+    """
+    rank = len(values.shape) - 3
+    spatial = tuple(values.shape[1 : 1 + rank])
+    if any(size is None for size in spatial):
+        raise ValueError(
+            "implementation='fft' needs a known spatial size; received values of "
+            f"shape {tuple(values.shape)}. Use 'depthwise' or 'conv' for inputs of "
+            "unknown size."
+        )
+    dtype = values.dtype
+    compute_dtype = "float64" if dtype == "float64" else "float32"
+    values = ops.cast(values, compute_dtype)
+    kernel = ops.cast(kernel, compute_dtype)
+    # Spatial axes last: values [b, v, u, *S], kernel [k, u, *r].
+    values = ops.transpose(values, (0, rank + 1, rank + 2) + tuple(range(1, rank + 1)))
+    kernel = ops.transpose(kernel, (rank, rank + 1) + tuple(range(rank)))
+    lengths = []
+    for axis, size in enumerate(spatial):
+        kernel_axis = 2 + axis
+        kernel = _dilate(kernel, kernel_axis, dilation_rate)
+        radius = (kernel.shape[kernel_axis] - 1) // 2
+        reach = min(radius, size - 1)  # offsets beyond the input meet zeros only
+        kernel = ops.take(kernel, ops.arange(radius - reach, radius + reach + 1), axis=kernel_axis)
+        length = _fast_fft_length(size + reach)
+        lengths.append(length)
+        if causal:  # keep offsets <= 0 (the first reach + 1 taps)
+            mask = ops.cast(ops.arange(2 * reach + 1) <= reach, kernel.dtype)
+            kernel = kernel * mask
+        # Offset o at index o mod L: pad to L, then roll the centre to index 0.
+        padding = [[0, 0]] * len(kernel.shape)
+        padding[kernel_axis] = [0, length - (2 * reach + 1)]
+        kernel = ops.roll(ops.pad(kernel, padding), -reach, axis=kernel_axis)
+    values_real, values_imag = _rfftn(values, lengths)
+    kernel_real, kernel_imag = _rfftn(kernel, lengths)
+    # Correlation: spectrum = conj(T̂) · V̂, summed over u. Broadcast products,
+    # one u at a time (u is small): an einsum here becomes a batched matmul of
+    # tiny matrices, one per frequency, which is far slower.
+    real = imag = 0.0
+    for slot in range(values.shape[2]):
+        v_real, v_imag = values_real[:, :, slot, None], values_imag[:, :, slot, None]
+        k_real, k_imag = kernel_real[None, None, :, slot], kernel_imag[None, None, :, slot]
+        real = real + v_real * k_real + v_imag * k_imag  # [b, v, k, *F]
+        imag = imag + v_imag * k_real - v_real * k_imag
+    lambdas = _irfftn((real, imag), lengths)  # [b, v, k, *L]
+    for axis, size in enumerate(spatial):
+        lambdas = ops.take(lambdas, ops.arange(size), axis=3 + axis)
+    # [b, v, k, *S] → [b, *S, v, k]
+    lambdas = ops.transpose(lambdas, (0,) + tuple(range(3, 3 + rank)) + (1, 2))
+    return ops.cast(lambdas, dtype)
+
+
 KERNELS = {
     "einsum": einsum_position_lambdas,
     "conv": conv_position_lambdas,
     "depthwise": depthwise_position_lambdas,
+    "fft": fft_position_lambdas,
 }
 
 

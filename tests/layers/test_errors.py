@@ -21,7 +21,7 @@ from keras_lambda.layers import LambdaLayer, RelativePositionEmbedding
         ({"intra_depth": 0}, r"`intra_depth`.*intra_depth=0"),
         ({"key_dim": 1.5}, r"`key_dim`.*key_dim=1.5"),
         ({"position": "absolute"}, r"`position` must be one of 'relative', None.*position='absolute'"),
-        ({"implementation": "fft"}, r"`implementation` must be one of 'auto', 'einsum', 'conv', 'depthwise'.*implementation='fft'"),
+        ({"implementation": "fast"}, r"`implementation` must be one of 'auto', 'einsum', 'conv', 'depthwise', 'fft'.*implementation='fast'"),
         ({"causal": "yes"}, r"`causal` must be one of False, True.*causal='yes'"),
         ({"dilation_rate": 2}, r"`dilation_rate`.*scope=None.*dilation_rate=2"),
         ({"dilation_rate": 0, "scope": 3}, r"`dilation_rate`.*dilation_rate=0"),

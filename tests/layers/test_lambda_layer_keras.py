@@ -225,14 +225,18 @@ def test_global_table_sized_from_the_input():
 @pytest.mark.parametrize(
     "kwargs, spatial, expected",
     [
-        ({}, (32, 32), "einsum"),  # global: every offset is a kernel tap
-        ({"scope": 23}, (32, 32), "einsum"),  # 529 taps for 1024 positions
-        ({"scope": 7}, (32, 32), "depthwise"),
-        ({"scope": 7, "intra_depth": 4}, (32, 32), "conv"),
+        # Train-step timings behind each choice (CPU, b=8, d=64, seconds):
+        ({}, (16, 16), "einsum"),  # einsum 0.04, fft 0.13, depthwise 0.51
+        ({"intra_depth": 4}, (16, 16), "einsum"),  # einsum 0.10, fft 0.14, conv 0.96
+        ({}, (32, 32), "fft"),  # fft 0.50, einsum 0.63, depthwise 9.7
+        ({"scope": 23}, (32, 32), "fft"),  # fft 0.23, einsum 0.46, depthwise 0.97
+        ({"scope": 23}, (64, 64), "fft"),  # fft 1.4, depthwise 4.0
+        ({"scope": 7}, (32, 32), "depthwise"),  # depthwise 0.10, conv 0.16, fft 0.18
+        ({"scope": 7, "intra_depth": 4}, (32, 32), "conv"),  # conv 0.34, depthwise 0.75
         ({"scope": 7}, (None, None), "depthwise"),
-        ({}, (128, 128), "depthwise"),  # E would have 2^32 elements
-        ({"scope": 63}, (512,), "depthwise"),
-        ({"causal": True}, (512,), "einsum"),
+        ({}, (512,), "fft"),  # fft 0.076, einsum 0.10, depthwise 1.0
+        ({"scope": 255}, (1024,), "fft"),  # fft 0.10, depthwise 0.45, einsum 0.45
+        ({"causal": True}, (256,), "einsum"),
     ],
 )
 def test_auto_follows_the_measured_cost_model(kwargs, spatial, expected):

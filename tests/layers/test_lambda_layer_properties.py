@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from keras_lambda.layers import LambdaLayer
 
-IMPLEMENTATIONS = ["einsum", "conv", "depthwise"]
+IMPLEMENTATIONS = ["einsum", "conv", "depthwise", "fft"]
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)

@@ -6,7 +6,7 @@ import pytest
 from keras_lambda.layers import LambdaLayer, RelativePositionEmbedding
 from tests import reference
 
-IMPLEMENTATIONS = ["einsum", "conv", "depthwise", "auto"]
+IMPLEMENTATIONS = ["einsum", "conv", "depthwise", "fft", "auto"]
 TOLERANCE = 1e-5  # max |error| relative to max |reference|, float32 vs float64
 
 
