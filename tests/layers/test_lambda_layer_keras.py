@@ -137,7 +137,11 @@ def test_weights_trained_with_one_implementation_load_into_another(implementatio
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-@pytest.mark.parametrize("kwargs", [{}, {"scope": 7}, {"causal": True}], ids=["global", "scope", "causal"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"implementation": "einsum"}, {"scope": 7}, {"causal": True}],
+    ids=["global-auto-fft", "global-einsum", "scope-depthwise", "causal"],
+)
 def test_mixed_precision_keeps_float32_variables_and_finite_outputs(policy, kwargs):
     keras.config.set_dtype_policy(policy)
     keras.utils.set_random_seed(0)
