@@ -1,0 +1,170 @@
+"""Building blocks of LambdaResNets as small functional-API functions.
+
+Each `apply_*` function takes a tensor `[b, H, W, c]` and returns one, naming
+every layer it creates after `name`, so `model.summary()` reads like the paper.
+"""
+
+import keras
+
+from keras_lambda.layers import LambdaLayer
+
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+
+@keras.saving.register_keras_serializable(package="keras_lambda")
+class StochasticDepth(keras.layers.Layer):
+    """Drops a residual branch for a whole sample with probability `rate` in training.
+
+    Kept branches are scaled by 1 / (1 − rate) so the expectation is unchanged
+    (Huang et al., 2016, as used by ResNet-RS).
+    """
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError(f"`rate` must be in [0, 1). Received: rate={rate}")
+        self.rate = rate
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        if not training or self.rate == 0:
+            return inputs
+        batch = keras.ops.shape(inputs)[0]
+        shape = (batch,) + (1,) * (len(inputs.shape) - 1)
+        keep = 1.0 - self.rate
+        mask = keras.random.uniform(shape, seed=self.seed_generator) < keep
+        return inputs * keras.ops.cast(mask, inputs.dtype) / keep
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+def apply_conv_bn(
+    x, filters, kernel_size, strides=1, activation="relu", zero_gamma=False, name=None
+):
+    """Conv (no bias) → BatchNorm → activation (None: none).
+
+    Stride-2 convolutions pad symmetrically, (kernel − 1) // 2 on every side, as
+    ResNet-RS and timm do ('same' would pad asymmetrically).
+    """
+    padding = "same"
+    if strides > 1:
+        pad = (kernel_size - 1) // 2
+        x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+        padding = "valid"
+    x = keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name=f"{name}_conv",
+    )(x)
+    x = keras.layers.BatchNormalization(
+        momentum=BN_MOMENTUM,
+        epsilon=BN_EPSILON,
+        gamma_initializer="zeros" if zero_gamma else "ones",
+        name=f"{name}_bn",
+    )(x)
+    if activation:
+        x = keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
+    return x
+
+
+def apply_stem(x, stem, activation, name="stem"):
+    """Stride-4 stem.
+
+    "resnet-d" (ResNet-RS): 3x3 s2 (32) → 3x3 (32) → 3x3 (64) → 3x3 s2 (64), the
+    last conv in place of the max pool. "resnet": 7x7 s2 (64) → 3x3 s2 max pool.
+    """
+    if stem == "resnet-d":
+        x = apply_conv_bn(x, 32, 3, 2, activation, name=f"{name}_conv1")
+        x = apply_conv_bn(x, 32, 3, 1, activation, name=f"{name}_conv2")
+        x = apply_conv_bn(x, 64, 3, 1, activation, name=f"{name}_conv3")
+        return apply_conv_bn(x, 64, 3, 2, activation, name=f"{name}_conv4")
+    x = apply_conv_bn(x, 64, 7, 2, activation, name=f"{name}_conv1")
+    x = keras.layers.ZeroPadding2D(1, name=f"{name}_pool_pad")(x)
+    return keras.layers.MaxPooling2D(3, 2, name=f"{name}_pool")(x)
+
+
+def apply_squeeze_excite(x, reduced_filters, activation, name):
+    """Channel attention: x · sigmoid(W2 act(W1 mean_HW(x))), bottleneck `reduced_filters`."""
+    filters = x.shape[-1]
+    scale = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_squeeze")(x)
+    scale = keras.layers.Conv2D(
+        reduced_filters, 1, activation=activation, name=f"{name}_reduce"
+    )(scale)
+    scale = keras.layers.Conv2D(filters, 1, activation="sigmoid", name=f"{name}_expand")(
+        scale
+    )
+    return keras.layers.Multiply(name=f"{name}_excite")([x, scale])
+
+
+def apply_shortcut(x, filters, stride, avg_pool_shortcut, name):
+    """Identity, or a projection when the shape changes.
+
+    ResNet-D (avg_pool_shortcut): 2x2 s2 average pool, then a 1x1 conv + BN.
+    Plain ResNet: a strided 1x1 conv + BN.
+    """
+    if stride == 1 and x.shape[-1] == filters:
+        return x
+    if avg_pool_shortcut:
+        if stride > 1:
+            x = keras.layers.AveragePooling2D(
+                stride, stride, padding="same", name=f"{name}_pool"
+            )(x)
+        return apply_conv_bn(x, filters, 1, 1, None, name=name)
+    return apply_conv_bn(x, filters, 1, stride, None, name=name)
+
+
+def apply_bottleneck_block(
+    x,
+    filters,
+    stride=1,
+    lambda_kwargs=None,
+    lambda_pool_size=3,
+    se_ratio=0.0,
+    drop_rate=0.0,
+    avg_pool_shortcut=True,
+    zero_init_residual=True,
+    activation="relu",
+    name=None,
+):
+    """Bottleneck: 1x1 (filters) → spatial mixer (filters) → 1x1 (4·filters) + shortcut.
+
+    The spatial mixer is a 3x3 conv carrying the stride, or, when `lambda_kwargs`
+    is given, a `LambdaLayer(output_dim=filters, **lambda_kwargs)` at the block's
+    input resolution followed (stride 2) by average pooling of `lambda_pool_size`
+    ('same', the paper's 3x3 by default; 2 as timm), then BN + activation.
+    Squeeze-excitation (`se_ratio` > 0: filters·se_ratio reduced channels) and
+    stochastic depth act on the residual branch, whose last BN starts at zero
+    when `zero_init_residual` (ResNet-RS: every block starts as the identity).
+    """
+    out_filters = 4 * filters
+    shortcut = apply_shortcut(x, out_filters, stride, avg_pool_shortcut, f"{name}_shortcut")
+    y = apply_conv_bn(x, filters, 1, 1, activation, name=f"{name}_conv1")
+    if lambda_kwargs is None:
+        y = apply_conv_bn(y, filters, 3, stride, activation, name=f"{name}_conv2")
+    else:
+        y = LambdaLayer(output_dim=filters, name=f"{name}_lambda", **lambda_kwargs)(y)
+        if stride > 1:
+            y = keras.layers.AveragePooling2D(
+                lambda_pool_size, stride, padding="same", name=f"{name}_lambda_pool"
+            )(y)
+        y = keras.layers.BatchNormalization(
+            momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_lambda_bn"
+        )(y)
+        y = keras.layers.Activation(activation, name=f"{name}_lambda_{activation}")(y)
+    y = apply_conv_bn(y, out_filters, 1, 1, None, zero_gamma=zero_init_residual, name=f"{name}_conv3")
+    if se_ratio:
+        y = apply_squeeze_excite(y, max(1, int(filters * se_ratio)), activation, f"{name}_se")
+    if drop_rate:
+        y = StochasticDepth(drop_rate, name=f"{name}_drop")(y)
+    y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
+    return keras.layers.Activation(activation, name=f"{name}_out")(y)

@@ -1,0 +1,335 @@
+"""LambdaResNets: ResNets whose bottleneck blocks use lambda layers (Bello, 2021)."""
+
+import keras
+
+from keras_lambda.layers import RelativePositionEmbedding
+from keras_lambda.layers import _checks
+from keras_lambda.models import blocks
+
+# Blocks per stage c2..c5 (PAPER.md, "LambdaResNets").
+STACKWISE_NUM_BLOCKS = {
+    50: (3, 4, 6, 3),
+    101: (3, 4, 23, 3),
+    152: (3, 8, 36, 3),
+    200: (3, 24, 36, 3),
+    270: (4, 29, 53, 4),
+    350: (4, 36, 72, 4),
+    420: (4, 44, 87, 4),
+}
+# Lambda blocks in c4 for the named variants; c5 is all lambda. The paper gives
+# the counts, not which blocks: we take the last ones of c4, next to c5 (the
+# lowest-resolution end), and say so in the docstring.
+LAMBDA_BLOCKS_IN_C4 = {50: 1, 101: 3, 152: 6, 200: 6, 270: 6, 350: 6, 420: 8}
+STAGE_FILTERS = (64, 128, 256, 512)  # bottleneck widths; outputs are 4x
+STAGE_NAMES = ("c2", "c3", "c4", "c5")
+BASES = {
+    # stem, ResNet-D avg-pool shortcut, default se_ratio, zero-init last BN
+    "resnet-rs": ("resnet-d", True, 0.25, True),
+    "resnet": ("resnet", False, 0.0, False),
+}
+NETWORK_STRIDE = 32
+
+
+def parse_placement(placement, stackwise_num_blocks):
+    """Which blocks use a lambda layer: a tuple of 4 sorted tuples of indices.
+
+    `placement` is the paper's stage notation, one letter per stage c2..c5 ("C":
+    every block a 3x3 conv, "L": every block a lambda layer), e.g. "CCLL", or a
+    sequence of 4 entries each "C", "L" or an iterable of block indices, e.g.
+    `("C", "C", [4, 5], "L")` for "blocks 4 and 5 of c4 and all of c5".
+    """
+    if isinstance(placement, str):
+        entries = tuple(placement)
+    else:
+        entries = tuple(placement)
+    if len(entries) != len(stackwise_num_blocks):
+        raise ValueError(
+            f"`placement` needs one entry per stage ({len(stackwise_num_blocks)}: "
+            f"c2..c5), e.g. 'CCLL'. Received: placement={placement!r}"
+        )
+    parsed = []
+    for stage, (entry, num_blocks) in enumerate(zip(entries, stackwise_num_blocks)):
+        if isinstance(entry, str):
+            if entry.upper() not in ("C", "L"):
+                raise ValueError(
+                    "`placement` letters must be 'C' (3x3 conv) or 'L' (lambda layer). "
+                    f"Received: {entry!r} for stage {STAGE_NAMES[stage]} in "
+                    f"placement={placement!r}"
+                )
+            parsed.append(tuple(range(num_blocks)) if entry.upper() == "L" else ())
+            continue
+        indices = tuple(sorted(set(entry)))
+        for index in indices:
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < num_blocks:
+                raise ValueError(
+                    f"`placement` block index {index!r} is out of range for stage "
+                    f"{STAGE_NAMES[stage]}, which has {num_blocks} blocks (0..{num_blocks - 1}). "
+                    f"Received: placement={placement!r}"
+                )
+        parsed.append(indices)
+    return tuple(parsed)
+
+
+def default_placement(depth):
+    """The named variants' placement: all of c5 and the last blocks of c4."""
+    num_blocks = STACKWISE_NUM_BLOCKS[depth]
+    in_c4 = LAMBDA_BLOCKS_IN_C4[depth]
+    return ("C", "C", tuple(range(num_blocks[2] - in_c4, num_blocks[2])), "L")
+
+
+def _input_tensor(input_tensor, input_shape, global_lambda):
+    if input_shape is None:
+        input_shape = (224, 224, 3) if global_lambda else (None, None, 3)
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3:
+        raise ValueError(
+            "`input_shape` must be (H, W, channels). Received: "
+            f"input_shape={input_shape!r}"
+        )
+    for size in input_shape[:2]:
+        if size is not None and size < NETWORK_STRIDE:
+            raise ValueError(
+                f"`input_shape` {input_shape} is smaller than the network's stride "
+                f"{NETWORK_STRIDE}: every spatial size must be >= {NETWORK_STRIDE}."
+            )
+    if global_lambda and None in input_shape[:2]:
+        raise ValueError(
+            "Global lambda layers (scope=None) size their relative embeddings from "
+            f"the input: give a fixed input_shape. Received: input_shape={input_shape!r}"
+        )
+    if input_tensor is None:
+        return keras.Input(input_shape, name="image")
+    return input_tensor
+
+
+def LambdaResNet(
+    depth=50,
+    stackwise_num_blocks=None,
+    placement=None,
+    base="resnet-rs",
+    key_dim=16,
+    num_heads=4,
+    intra_depth=1,
+    scope=23,
+    share_embeddings=False,
+    se_ratio=None,
+    drop_path_rate=0.0,
+    width_multiplier=1.0,
+    activation="relu",
+    lambda_pool_size=3,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+):
+    """Builds a LambdaResNet: a ResNet whose chosen bottlenecks mix with lambda layers.
+
+    Stages c2..c5 of bottleneck blocks (widths 64, 128, 256, 512 times
+    `width_multiplier`, outputs 4x, strides 4, 8, 16, 32); in the blocks named by
+    `placement` the 3x3 convolution becomes a `LambdaLayer` at the block's input
+    resolution, followed in a downsampling block by average pooling with stride 2.
+
+    Choices where the paper is not explicit (all arguments):
+    - Named variants put lambda layers in every c5 block and in the *last*
+      1 (50), 3 (101), 6 (152-350) or 8 (420) blocks of c4; the paper gives the
+      counts, not the positions.
+    - The ResNet-RS stem replaces the max pool by a fourth, strided 3x3 conv.
+    - Pooling after a strided lambda layer is 3x3 'same' (the paper's words);
+      `lambda_pool_size=2` gives timm's 2x2.
+    - A lambda block keeps the BN + activation that followed its 3x3 conv.
+
+    Args:
+        depth: 50, 101, 152, 200, 270, 350 or 420; sets the block counts and the
+            default placement. Ignored for counts when `stackwise_num_blocks` is given.
+        stackwise_num_blocks: blocks per stage c2..c5, e.g. (3, 4, 6, 3).
+        placement: stage letters like "CCLL", or per-stage "C"/"L"/block indices
+            (see `parse_placement`). None: the named variant's placement for
+            `depth`, or "CCLL" with custom block counts.
+        base: "resnet-rs" (ResNet-D stem and avg-pool shortcut, squeeze-excitation,
+            zero-initialised residual BN) or "resnet" (ResNet-50 v1.5: 7x7 stem,
+            conv shortcut, no SE).
+        key_dim, num_heads, intra_depth: k, h, u of the lambda layers.
+        scope: r of the lambda convolution (23, the paper's); None: global lambda
+            layers (needs a fixed input_shape).
+        share_embeddings: one `RelativePositionEmbedding` per stage, shared by its
+            lambda layers (the paper's shared embeddings).
+        se_ratio: squeeze-excitation ratio; None: 0.25 for resnet-rs, 0 for resnet.
+        drop_path_rate: stochastic depth at the last block, linear in depth.
+        width_multiplier: scales every stage's width.
+        activation: of every block ("relu", "silu", ...).
+        lambda_pool_size: 3 (paper) or 2 (timm), pooling after strided lambda layers.
+        include_top, weights, input_tensor, input_shape, pooling, classes,
+        classifier_activation, name: as in `keras.applications`. `weights` must
+            be None (no pretrained weights are published for these builders yet).
+
+    Returns:
+        A `keras.Model`; stage outputs are the layers `c2_out` .. `c5_out`
+        (see `feature_extractor`).
+
+    Example:
+    ```python
+    model = LambdaResNet(depth=50, placement="CCLL", scope=23, classes=10,
+                         input_shape=(128, 128, 3))
+    ```
+
+    Reference:
+        Irwan Bello, "LambdaNetworks: Modeling Long-Range Interactions Without
+        Attention", ICLR 2021. Bello et al., "Revisiting ResNets: Improved
+        Training and Scaling Strategies" (ResNet-RS), 2021.
+    """
+    if weights is not None:
+        raise ValueError(
+            "`weights` must be None: no pretrained weights are available for "
+            f"LambdaResNet yet. Received: weights={weights!r}"
+        )
+    _checks.one_of("base", base, tuple(BASES))
+    _checks.one_of("pooling", pooling, (None, "avg", "max"))
+    _checks.one_of("lambda_pool_size", lambda_pool_size, (2, 3))
+    if stackwise_num_blocks is None:
+        _checks.one_of("depth", depth, tuple(STACKWISE_NUM_BLOCKS))
+        stackwise_num_blocks = STACKWISE_NUM_BLOCKS[depth]
+        if placement is None:
+            placement = default_placement(depth)
+    else:
+        stackwise_num_blocks = tuple(stackwise_num_blocks)
+        if len(stackwise_num_blocks) != 4:
+            raise ValueError(
+                "`stackwise_num_blocks` needs 4 entries (c2..c5). Received: "
+                f"stackwise_num_blocks={stackwise_num_blocks!r}"
+            )
+        for count in stackwise_num_blocks:
+            _checks.positive_int("stackwise_num_blocks", count)
+        if placement is None:
+            placement = "CCLL"
+    lambda_blocks = parse_placement(placement, stackwise_num_blocks)
+    if not 0 <= drop_path_rate < 1:
+        raise ValueError(f"`drop_path_rate` must be in [0, 1). Received: {drop_path_rate}")
+    if width_multiplier <= 0:
+        raise ValueError(f"`width_multiplier` must be > 0. Received: {width_multiplier}")
+    stem, avg_pool_shortcut, default_se_ratio, zero_init_residual = BASES[base]
+    se_ratio = default_se_ratio if se_ratio is None else se_ratio
+
+    uses_lambda = any(lambda_blocks)
+    inputs = _input_tensor(input_tensor, input_shape, uses_lambda and scope is None)
+    x = blocks.apply_stem(inputs, stem, activation)
+    total_blocks = sum(stackwise_num_blocks)
+    block_number = 0
+    for stage, num_blocks in enumerate(stackwise_num_blocks):
+        stage_name = STAGE_NAMES[stage]
+        filters = max(1, int(round(STAGE_FILTERS[stage] * width_multiplier)))
+        embedding = None
+        if share_embeddings and lambda_blocks[stage]:
+            embedding = RelativePositionEmbedding(
+                key_dim=key_dim,
+                intra_depth=intra_depth,
+                scope=scope,
+                name=f"{stage_name}_shared_embedding",
+            )
+        for index in range(num_blocks):
+            lambda_kwargs = None
+            if index in lambda_blocks[stage]:
+                lambda_kwargs = {
+                    "key_dim": key_dim,
+                    "num_heads": num_heads,
+                    "intra_depth": intra_depth,
+                    "scope": scope,
+                    "embedding": embedding,
+                }
+            x = blocks.apply_bottleneck_block(
+                x,
+                filters,
+                stride=2 if index == 0 and stage > 0 else 1,
+                lambda_kwargs=lambda_kwargs,
+                lambda_pool_size=lambda_pool_size,
+                se_ratio=se_ratio,
+                drop_rate=drop_path_rate * block_number / total_blocks,
+                avg_pool_shortcut=avg_pool_shortcut,
+                zero_init_residual=zero_init_residual,
+                activation=activation,
+                name=f"{stage_name}_block{index}",
+            )
+            block_number += 1
+        x = keras.layers.Identity(name=f"{stage_name}_out")(x)
+
+    if include_top:
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = keras.layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+    elif pooling == "avg":
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    elif pooling == "max":
+        x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+    if input_tensor is not None:
+        model_inputs = keras.utils.get_source_inputs(input_tensor)
+    else:
+        model_inputs = inputs
+    if name is None:
+        name = f"lambda_resnet{depth}" if stackwise_num_blocks == STACKWISE_NUM_BLOCKS.get(depth) else "lambda_resnet"
+    return keras.Model(model_inputs, x, name=name)
+
+
+def feature_extractor(model, stages=STAGE_NAMES):
+    """A model returning the stage outputs of a LambdaResNet for detection/segmentation.
+
+    Returns a `keras.Model` from the model's input to a dict
+    `{"c2": [b, H/4, W/4, 256], "c3": [.., H/8, .., 512], "c4": [.., H/16, .., 1024],
+    "c5": [.., H/32, .., 2048]}` (widths times the width multiplier), sharing the
+    model's layers and weights.
+    """
+    for stage in stages:
+        if stage not in STAGE_NAMES:
+            raise ValueError(
+                f"`stages` must be among {STAGE_NAMES}. Received: {stage!r} in stages={stages!r}"
+            )
+    outputs = {stage: model.get_layer(f"{stage}_out").output for stage in stages}
+    return keras.Model(model.input, outputs, name=f"{model.name}_features")
+
+
+def _named_variant(depth):
+    def builder(
+        include_top=True,
+        weights=None,
+        input_tensor=None,
+        input_shape=None,
+        pooling=None,
+        classes=1000,
+        classifier_activation="softmax",
+        name=None,
+        **kwargs,
+    ):
+        return LambdaResNet(
+            depth=depth,
+            include_top=include_top,
+            weights=weights,
+            input_tensor=input_tensor,
+            input_shape=input_shape,
+            pooling=pooling,
+            classes=classes,
+            classifier_activation=classifier_activation,
+            name=name or f"lambda_resnet{depth}",
+            **kwargs,
+        )
+
+    builder.__name__ = f"LambdaResNet{depth}"
+    builder.__qualname__ = builder.__name__
+    builder.__doc__ = (
+        f"LambdaResNet-{depth}: ResNet-RS, blocks {STACKWISE_NUM_BLOCKS[depth]}, lambda "
+        f"layers (k=16, h=4, u=1, r=23) in all c5 blocks and the last "
+        f"{LAMBDA_BLOCKS_IN_C4[depth]} of c4.\n\n"
+        "Takes the `keras.applications` arguments (include_top, weights, input_tensor,\n"
+        "input_shape, pooling, classes, classifier_activation, name) and any other\n"
+        "`LambdaResNet` keyword argument to override the variant."
+    )
+    return builder
+
+
+LambdaResNet50 = _named_variant(50)
+LambdaResNet101 = _named_variant(101)
+LambdaResNet152 = _named_variant(152)
+LambdaResNet200 = _named_variant(200)
+LambdaResNet270 = _named_variant(270)
+LambdaResNet350 = _named_variant(350)
+LambdaResNet420 = _named_variant(420)
