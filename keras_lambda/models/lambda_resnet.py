@@ -289,29 +289,8 @@ def feature_extractor(model, stages=STAGE_NAMES):
 
 
 def _named_variant(depth):
-    def builder(
-        include_top=True,
-        weights=None,
-        input_tensor=None,
-        input_shape=None,
-        pooling=None,
-        classes=1000,
-        classifier_activation="softmax",
-        name=None,
-        **kwargs,
-    ):
-        return LambdaResNet(
-            depth=depth,
-            include_top=include_top,
-            weights=weights,
-            input_tensor=input_tensor,
-            input_shape=input_shape,
-            pooling=pooling,
-            classes=classes,
-            classifier_activation=classifier_activation,
-            name=name or f"lambda_resnet{depth}",
-            **kwargs,
-        )
+    def builder(name=None, **kwargs):
+        return LambdaResNet(depth=depth, name=name or f"lambda_resnet{depth}", **kwargs)
 
     builder.__name__ = f"LambdaResNet{depth}"
     builder.__qualname__ = builder.__name__
