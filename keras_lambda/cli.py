@@ -8,6 +8,20 @@ import sys
 import keras_lambda
 
 
+def _import_tensorflow_quietly():
+    """Imports TensorFlow with its C++ start-up notes (no CUDA driver, CPU
+    features), which bypass Python logging, kept out of the command's stderr."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class _Parser(argparse.ArgumentParser):
     """Bad input: one line on stderr and exit code 2, no usage dump or traceback."""
 
@@ -16,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_train(commands):
-    from keras_lambda.train import MODELS, PRECISIONS, STRATEGIES, TrainConfig
+    from keras_lambda.options import MODELS, PRECISIONS, STRATEGIES, TrainConfig
 
     defaults = TrainConfig()
     train = commands.add_parser(
@@ -60,11 +74,15 @@ def build_parser():
 
 
 def _train(args):
-    from keras_lambda.train import TrainConfig, train
+    from keras_lambda.options import TrainConfig, validate
 
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
     try:
+        validate(config)
+        _import_tensorflow_quietly()
+        from keras_lambda.train import train
+
         summary = train(config)
     except ValueError as error:  # bad settings or data, found before anything is written
         print(f"keras-lambda: error: {error}", file=sys.stderr)

@@ -63,8 +63,10 @@ def load_tfds(spec, data_dir=None):
     except Exception as error:  # tfds raises its own DatasetNotFoundError
         raise DataError(f"unknown tensorflow-datasets data set {name!r}: {error}") from None
     builder.download_and_prepare()
-    splits = builder.info.splits
-    test_split = next((s for s in ("test", "validation") if s in splits and s != split), None)
+    splits = set(builder.info.splits.keys())
+    # An unprepared or mocked builder lists no splits: assume the usual "test".
+    candidates = [s for s in ("test", "validation") if s in splits] or ([] if splits else ["test"])
+    test_split = next((s for s in candidates if s != split), None)
     if test_split is None:
         split, test_split = f"{split}[:90%]", f"{split}[90%:]"
     features = builder.info.features
@@ -79,11 +81,19 @@ def load_tfds(spec, data_dir=None):
         train=train.map(convert, num_parallel_calls=tf.data.AUTOTUNE),
         test=test.map(convert, num_parallel_calls=tf.data.AUTOTUNE),
         num_classes=features["label"].num_classes,
-        num_train=builder.info.splits[split].num_examples,
+        num_train=_count(train),
         channels=features["image"].shape[-1] or 3,
         name=f"tfds:{name}",
         flip=True,
     )
+
+
+def _count(dataset):
+    """Examples in a dataset: its cardinality, or a pass over it when unknown."""
+    cardinality = int(dataset.cardinality())
+    if cardinality >= 0:
+        return cardinality
+    return int(dataset.reduce(0, lambda count, _: count + 1))
 
 
 def _check_images(paths):
