@@ -1,31 +1,39 @@
 """keras_lambda: LambdaNetworks (Bello, ICLR 2021) for Keras 3.
 
-The public names load on first use, so `keras-lambda --version` and argument
-errors answer without importing TensorFlow.
+Importing the package registers its Keras classes, so `.keras` files that use
+them load with `keras.models.load_model` after `import keras_lambda`.
 """
-
-import importlib
 
 __version__ = "0.1.0"
 
-_PUBLIC = {
-    "LambdaLayer": "keras_lambda.layers",
-    "RelativePositionEmbedding": "keras_lambda.layers",
-    "LambdaResNet": "keras_lambda.models",
-    "LambdaResNet50": "keras_lambda.models",
-    "LambdaResNet101": "keras_lambda.models",
-    "LambdaResNet152": "keras_lambda.models",
-    "LambdaResNet200": "keras_lambda.models",
-    "LambdaResNet270": "keras_lambda.models",
-    "LambdaResNet350": "keras_lambda.models",
-    "LambdaResNet420": "keras_lambda.models",
-    "feature_extractor": "keras_lambda.models",
-}
+from keras_lambda import _startup  # noqa: E402
 
-__all__ = sorted(_PUBLIC) + ["__version__"]
+_startup.import_tensorflow()
 
+from keras_lambda.layers import LambdaLayer, RelativePositionEmbedding  # noqa: E402
+from keras_lambda.models import (  # noqa: E402
+    LambdaResNet,
+    LambdaResNet50,
+    LambdaResNet101,
+    LambdaResNet152,
+    LambdaResNet200,
+    LambdaResNet270,
+    LambdaResNet350,
+    LambdaResNet420,
+    feature_extractor,
+)
 
-def __getattr__(name):
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'keras_lambda' has no attribute {name!r}")
+__all__ = [
+    "LambdaLayer",
+    "LambdaResNet",
+    "LambdaResNet50",
+    "LambdaResNet101",
+    "LambdaResNet152",
+    "LambdaResNet200",
+    "LambdaResNet270",
+    "LambdaResNet350",
+    "LambdaResNet420",
+    "RelativePositionEmbedding",
+    "__version__",
+    "feature_extractor",
+]

@@ -8,20 +8,6 @@ import sys
 import keras_lambda
 
 
-def _import_tensorflow_quietly():
-    """Imports TensorFlow with its C++ start-up notes (no CUDA driver, CPU
-    features), which bypass Python logging, kept out of the command's stderr."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 class _Parser(argparse.ArgumentParser):
     """Bad input: one line on stderr and exit code 2, no usage dump or traceback."""
 
@@ -74,25 +60,25 @@ def build_parser():
 
 
 def _train(args):
-    from keras_lambda.options import TrainConfig, validate
+    from keras_lambda.options import TrainConfig, UsageError, validate
 
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
     try:
         validate(config)
-        _import_tensorflow_quietly()
         from keras_lambda.train import train
 
         summary = train(config)
-    except ValueError as error:  # bad settings or data, found before anything is written
+    except UsageError as error:  # bad settings or data, found before anything is written
         print(f"keras-lambda: error: {error}", file=sys.stderr)
         return 2
+    summary_path = os.path.join(config.output_dir, "summary.json")
     print(
         f"\ntest accuracy {summary['test_accuracy']:.4f} · {summary['params']:,} parameters · "
         f"{summary['seconds']:.0f} s · epochs {summary['initial_epoch']}→{summary['epochs']} "
         f"· {summary['replicas']} replica(s)\nsaved: {summary['model_path']} (final), "
-        f"{summary['best_path']} (best), {summary['logs']} (TensorBoard), "
-        f"{os.path.join(config.output_dir, 'summary.json')}"
+        f"{summary['best_path']} (best), {summary['logs']} (TensorBoard)"
+        + (f", {summary_path}" if os.path.exists(summary_path) else "")
     )
     return 0
 

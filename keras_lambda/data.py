@@ -11,10 +11,12 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from keras_lambda.options import UsageError
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
-class DataError(ValueError):
+class DataError(UsageError):
     """A data set that cannot be used; the message names what is wrong."""
 
 

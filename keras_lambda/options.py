@@ -2,7 +2,11 @@
 
 import dataclasses
 
-STRATEGIES = ("auto", "default", "mirrored")
+
+class UsageError(ValueError):
+    """Bad settings or data: the command prints the message as one line, exit code 2."""
+
+STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 MODELS = ("tiny",) + tuple(
     f"lambda_resnet{depth}" for depth in (50, 101, 152, 200, 270, 350, 420)
@@ -39,16 +43,16 @@ def validate(config):
     for field, allowed in choices:
         value = getattr(config, field)
         if value not in allowed:
-            raise ValueError(f"unknown --{field} {value!r}; choose from {', '.join(allowed)}")
+            raise UsageError(f"unknown --{field} {value!r}; choose from {', '.join(allowed)}")
     if config.dataset != "digits" and not (
         config.dataset.startswith("tfds:") and len(config.dataset) > 5
     ):
-        raise ValueError(
+        raise UsageError(
             f"unknown --dataset {config.dataset!r}: use 'digits', 'tfds:NAME[:SPLIT]', "
             "or --data-dir PATH"
         )
     for field in ("epochs", "batch_size", "image_size"):
         if getattr(config, field) < 1:
-            raise ValueError(f"--{field.replace('_', '-')} must be >= 1, got {getattr(config, field)}")
+            raise UsageError(f"--{field.replace('_', '-')} must be >= 1, got {getattr(config, field)}")
     if config.image_size < NETWORK_STRIDE:
-        raise ValueError(f"--image-size must be >= 32 (the network stride), got {config.image_size}")
+        raise UsageError(f"--image-size must be >= 32 (the network stride), got {config.image_size}")

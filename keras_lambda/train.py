@@ -15,9 +15,10 @@ import time
 import keras
 import tensorflow as tf
 
+from keras_lambda import custom_loop
 from keras_lambda import data as data_lib
 from keras_lambda import models
-from keras_lambda.options import TrainConfig, validate  # noqa: F401 (re-exported)
+from keras_lambda.options import TrainConfig, UsageError, validate  # noqa: F401
 
 NAMED_MODELS = {
     f"lambda_resnet{depth}": getattr(models, f"LambdaResNet{depth}")
@@ -26,11 +27,29 @@ NAMED_MODELS = {
 
 
 def make_strategy(name):
-    """`tf.distribute` strategy for `--strategy`."""
+    """`tf.distribute` strategy for `--strategy`; create it before any other op
+    (multi-worker collectives must be configured at program start)."""
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()  # cluster from TF_CONFIG
+    if name == "tpu":
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, tf.errors.OpError) as error:
+            raise UsageError(f"--strategy tpu: no TPU found ({error})") from None
+        return tf.distribute.TPUStrategy(resolver)
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def needs_static_shapes(strategy):
+    """TPUs compile fixed shapes; multi-worker steps must match across workers."""
+    return isinstance(
+        strategy, (tf.distribute.TPUStrategy, tf.distribute.MultiWorkerMirroredStrategy)
+    )
 
 
 def build_model(config, input_shape, num_classes):
@@ -98,9 +117,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.directory = os.path.join(output_dir, "checkpoints")
         self.best_path = os.path.join(output_dir, "best.keras")
         self.best_accuracy = best_accuracy
+        os.makedirs(self.directory, exist_ok=True)
 
     def on_epoch_end(self, epoch, logs=None):
-        os.makedirs(self.directory, exist_ok=True)
         accuracy = (logs or {}).get("val_accuracy", -1.0)
         if accuracy > self.best_accuracy:
             self.best_accuracy = accuracy
@@ -125,12 +144,12 @@ def _resume_state(output_dir):
 def train(config):
     """Trains as `config` says; returns the summary dict (also in summary.json)."""
     validate(config)
+    strategy = make_strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)
     data = data_lib.load(config.dataset, config.data_dir, config.seed)
-    strategy = make_strategy(config.strategy)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
-        raise ValueError(
+        raise UsageError(
             f"--batch-size {config.batch_size} is not divisible by the {replicas} replicas"
         )
     started = time.time()
@@ -146,14 +165,27 @@ def _one_hot(num_classes):
     return lambda image, label: (image, tf.one_hot(label, num_classes))
 
 
+def _worker_dir(config, chief, strategy):
+    """The chief writes into output_dir; other workers into a private folder of it."""
+    if chief:
+        return config.output_dir
+    return os.path.join(config.output_dir, f".worker-{strategy.cluster_resolver.task_id}")
+
+
 def _fit(config, data, strategy, started):
-    os.makedirs(config.output_dir, exist_ok=True)
-    steps_per_epoch = math.ceil(data.num_train / config.batch_size)
-    train_ds = data_lib.batched(data, config.image_size, config.batch_size, True, seed=config.seed)
-    test_ds = data_lib.batched(data, config.image_size, config.batch_size, False)
-    train_ds = train_ds.map(_one_hot(data.num_classes))
-    test_ds = test_ds.map(_one_hot(data.num_classes))
-    state = _resume_state(config.output_dir)
+    chief = custom_loop.is_chief(strategy)
+    own_dir = _worker_dir(config, chief, strategy)
+    os.makedirs(own_dir, exist_ok=True)
+    static = needs_static_shapes(strategy)
+    batches = config.batch_size
+    steps_per_epoch = data.num_train // batches if static else math.ceil(data.num_train / batches)
+    train_ds = data_lib.batched(
+        data, config.image_size, batches, True, drop_remainder=static, seed=config.seed
+    ).map(_one_hot(data.num_classes))
+    test_ds = data_lib.batched(data, config.image_size, batches, False).map(
+        _one_hot(data.num_classes)
+    )
+    state = _resume_state(config.output_dir)  # the chief's checkpoint, for every worker
     with strategy.scope():
         if state is not None:
             checkpoint = os.path.join(config.output_dir, "checkpoints", state["checkpoint"])
@@ -163,22 +195,37 @@ def _fit(config, data, strategy, started):
             model = build_model(
                 config, (config.image_size, config.image_size, data.channels), data.num_classes
             )
-            compile_model(model, config, steps_per_epoch)
+            compile_model(model, config, max(1, steps_per_epoch))
             initial_epoch = 0
-    callbacks = [
-        EpochCheckpoint(config.output_dir, state["best_accuracy"] if state else -1.0),
-        keras.callbacks.TensorBoard(os.path.join(config.output_dir, "logs")),
-    ]
-    model.fit(
-        train_ds,
-        validation_data=test_ds,
-        epochs=config.epochs,
-        initial_epoch=initial_epoch,
-        callbacks=callbacks,
-        verbose=config.verbose,
-    )
-    _, test_accuracy = model.evaluate(test_ds, verbose=0)
-    final_path = os.path.join(config.output_dir, "model.keras")
+    callbacks = [EpochCheckpoint(own_dir, state["best_accuracy"] if state else -1.0)]
+    if custom_loop.uses_custom_loop(strategy):
+        custom_loop.fit(
+            model,
+            strategy,
+            train_ds,
+            test_ds,
+            batches,
+            model.loss,
+            config.epochs,
+            initial_epoch,
+            callbacks,
+            config.verbose if chief else 0,
+        )
+    else:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(own_dir, "logs")))
+        model.fit(
+            train_ds,
+            validation_data=test_ds,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            verbose=config.verbose,
+        )
+    if custom_loop.uses_custom_loop(strategy):
+        test_accuracy = custom_loop.accuracy(model, test_ds)
+    else:
+        test_accuracy = model.evaluate(test_ds, verbose=0, return_dict=True)["accuracy"]
+    final_path = os.path.join(own_dir, "model.keras")
     _atomic_write(final_path, model.save)
     summary = {
         "test_accuracy": float(test_accuracy),
@@ -190,8 +237,9 @@ def _fit(config, data, strategy, started):
         "dataset": data.name,
         "model": config.model,
         "model_path": final_path,
-        "best_path": os.path.join(config.output_dir, "best.keras"),
-        "logs": os.path.join(config.output_dir, "logs"),
+        "best_path": os.path.join(own_dir, "best.keras"),
+        "logs": os.path.join(own_dir, "logs"),
     }
-    _write_json(os.path.join(config.output_dir, "summary.json"), summary)
+    if chief:
+        _write_json(os.path.join(config.output_dir, "summary.json"), summary)
     return summary

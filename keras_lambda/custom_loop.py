@@ -1,0 +1,135 @@
+"""A custom training loop for strategies under which Keras 3's `model.fit` fails.
+
+`model.fit` breaks under `MultiWorkerMirroredStrategy` (keras-team/keras#20585:
+`_maybe_symbolic_build` reduces a PerReplica batch). This loop trains the same
+compiled model, optimizer and loss, epoch by epoch, and calls the same epoch-end
+callbacks, so checkpoints and resume behave as with `fit`.
+"""
+
+import sys
+import time
+
+import tensorflow as tf
+
+from keras_lambda.options import UsageError
+
+
+def fit(
+    model,
+    strategy,
+    train_ds,
+    test_ds,
+    global_batch_size,
+    loss,
+    epochs,
+    initial_epoch=0,
+    callbacks=(),
+    verbose=1,
+):
+    """Trains `model` (built and compiled in `strategy.scope()`) for epochs
+    [initial_epoch, epochs); `train_ds` yields global batches with drop_remainder,
+    so every worker runs the same number of steps. Returns the last epoch's logs."""
+    per_example_loss = loss.__class__.from_config({**loss.get_config(), "reduction": None})
+    with strategy.scope():  # its slots exist before the first distributed step
+        model.optimizer.build(model.trainable_variables)
+    distributed = strategy.experimental_distribute_dataset(train_ds)
+    steps_per_epoch = int(train_ds.cardinality())
+    if steps_per_epoch < 1:
+        raise UsageError("the training set has fewer examples than one global batch")
+
+    def replica_step(images, labels):
+        with tf.GradientTape() as tape:
+            predictions = model(images, training=True)
+            losses = per_example_loss(labels, predictions)
+            value = tf.nn.compute_average_loss(losses, global_batch_size=global_batch_size)
+        gradients = tape.gradient(value, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        correct = tf.reduce_sum(
+            tf.cast(tf.equal(tf.argmax(predictions, -1), tf.argmax(labels, -1)), tf.float32)
+        )
+        return value, correct
+
+    # As Keras's own trainer: no AutoGraph, which would turn Python branches in
+    # layers and the optimizer into tf.cond across replica contexts.
+    @tf.function(autograph=False)
+    def train_step(iterator):
+        value, correct = strategy.run(replica_step, args=next(iterator))
+        return (
+            strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None),
+            strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None),
+        )
+
+    statistics = list(model.non_trainable_variables)
+
+    @tf.function(autograph=False)
+    def synchronise_statistics():
+        """Batch-norm moving statistics are updated from each replica's own batches;
+        average them so that every worker ends each epoch with identical weights."""
+        def replica_means():
+            context = tf.distribute.get_replica_context()
+            return context.all_reduce(
+                tf.distribute.ReduceOp.MEAN, [tf.identity(v.value) for v in statistics]
+            )
+
+        means = strategy.experimental_local_results(strategy.run(replica_means))[0]
+        for index, variable in enumerate(statistics):
+            variable.assign(means[index])
+
+    for callback in callbacks:
+        callback.set_model(model)
+    logs = {}
+    for epoch in range(initial_epoch, epochs):
+        started, total_loss, total_correct, steps = time.time(), 0.0, 0.0, 0
+        iterator = iter(distributed)
+        for _ in range(steps_per_epoch):
+            value, correct = train_step(iterator)
+            total_loss += float(value)
+            total_correct += float(correct)
+            steps += 1
+        if statistics:
+            synchronise_statistics()
+        test_accuracy = accuracy(model, test_ds)
+        logs = {
+            "loss": total_loss / max(steps, 1),
+            "accuracy": total_correct / max(steps * global_batch_size, 1),
+            "val_accuracy": float(test_accuracy),
+        }
+        if verbose:
+            print(
+                f"Epoch {epoch + 1}/{epochs} - {steps} steps - {time.time() - started:.0f}s - "
+                + " - ".join(f"{key}: {value:.4f}" for key, value in logs.items()),
+                file=sys.stdout,
+                flush=True,
+            )
+        for callback in callbacks:
+            callback.on_epoch_end(epoch, logs)
+    return logs
+
+
+def accuracy(model, dataset):
+    """Top-1 accuracy of `model` on (images, one-hot labels), computed locally on
+    each worker (they hold the same weights), outside the distributed step."""
+    predict = tf.function(lambda images: model(images, training=False), autograph=False)
+    correct = total = 0
+    for images, labels in dataset:
+        predictions = predict(images)
+        correct += int(tf.reduce_sum(tf.cast(
+            tf.equal(tf.argmax(predictions, -1), tf.argmax(labels, -1)), tf.int32)))
+        total += int(labels.shape[0])
+    return correct / max(total, 1)
+
+
+def is_chief(strategy):
+    """True on the worker that writes: the "chief", or worker 0 without one."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or resolver.task_type is None:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def uses_custom_loop(strategy):
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
