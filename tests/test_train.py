@@ -230,3 +230,11 @@ def test_what_a_tpu_needs_static_shapes_and_an_xla_train_step(tmp_path):
     assert tuple(batches.element_spec[0].shape) == (64, 32, 32, 1)
     summary = train(TrainConfig(epochs=1, jit_compile=True, output_dir=str(tmp_path), verbose=0))
     assert summary["test_accuracy"] > 0.3
+
+
+def test_mixed_precision_training_and_policy_restored(tmp_path):
+    summary = train(TrainConfig(epochs=1, precision="mixed_bfloat16", output_dir=str(tmp_path), verbose=0))
+    assert np.isfinite(summary["test_accuracy"]) and summary["test_accuracy"] > 0.2
+    assert keras.config.dtype_policy().name == "float32"
+    model = keras.models.load_model(tmp_path / "model.keras")
+    assert all(w.dtype == "float32" for w in model.weights)

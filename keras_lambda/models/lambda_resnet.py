@@ -257,7 +257,10 @@ def LambdaResNet(
 
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = keras.layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+        # float32 probabilities under mixed precision (Keras's advice for the last layer)
+        x = keras.layers.Dense(
+            classes, activation=classifier_activation, dtype="float32", name="predictions"
+        )(x)
     elif pooling == "avg":
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
