@@ -175,7 +175,6 @@ def _worker_dir(config, chief, strategy):
 def _fit(config, data, strategy, started):
     chief = custom_loop.is_chief(strategy)
     own_dir = _worker_dir(config, chief, strategy)
-    os.makedirs(own_dir, exist_ok=True)
     static = needs_static_shapes(strategy)
     batches = config.batch_size
     steps_per_epoch = data.num_train // batches if static else math.ceil(data.num_train / batches)
@@ -192,11 +191,15 @@ def _fit(config, data, strategy, started):
             model = keras.models.load_model(checkpoint)
             initial_epoch = state["epoch"]
         else:
-            model = build_model(
-                config, (config.image_size, config.image_size, data.channels), data.num_classes
-            )
+            try:
+                model = build_model(
+                    config, (config.image_size, config.image_size, data.channels), data.num_classes
+                )
+            except ValueError as error:  # e.g. --num-heads that does not divide a width
+                raise UsageError(f"cannot build --model {config.model}: {error}") from None
             compile_model(model, config, max(1, steps_per_epoch))
             initial_epoch = 0
+    os.makedirs(own_dir, exist_ok=True)  # only now: bad input leaves nothing behind
     callbacks = [EpochCheckpoint(own_dir, state["best_accuracy"] if state else -1.0)]
     if custom_loop.uses_custom_loop(strategy):
         custom_loop.fit(

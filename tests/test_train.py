@@ -238,3 +238,12 @@ def test_mixed_precision_training_and_policy_restored(tmp_path):
     assert keras.config.dtype_policy().name == "float32"
     model = keras.models.load_model(tmp_path / "model.keras")
     assert all(w.dtype == "float32" for w in model.weights)
+
+
+def test_bad_lambda_settings_are_usage_errors(tmp_path):
+    output = tmp_path / "run"
+    result = run_cli("train", "--num-heads", "3", "--output-dir", str(output))
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "cannot build --model tiny" in result.stderr and "`output_dim` must be divisible by `num_heads`=3" in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert not output.exists()
