@@ -78,6 +78,8 @@ def default_placement(depth):
 
 
 def _input_tensor(input_tensor, input_shape, global_lambda):
+    if input_shape is None and input_tensor is not None:
+        input_shape = tuple(input_tensor.shape[1:])
     if input_shape is None:
         input_shape = (224, 224, 3) if global_lambda else (None, None, 3)
     input_shape = tuple(input_shape)

@@ -238,3 +238,11 @@ def test_lambda_pool_size_and_activation_options():
 def test_bad_arguments(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         LambdaResNet(**kwargs)
+
+
+def test_input_tensor_is_used_and_checked():
+    tensor = keras.Input((64, 96, 3))
+    model = tiny(input_shape=None, input_tensor=tensor, scope=None)
+    assert model.input_shape == (None, 64, 96, 3) and model.output_shape == (None, 3)
+    with pytest.raises(ValueError, match=r"smaller than the network's stride 32"):
+        tiny(input_shape=None, input_tensor=keras.Input((16, 64, 3)))
