@@ -277,12 +277,8 @@ class LambdaLayer(keras.layers.Layer):
     def call(self, inputs, training=None):
         h, k, u, v = self.num_heads, self.key_dim, self.intra_depth, self.value_dim
         spatial = tuple(inputs.shape[1:-1])
-        dynamic_shape = ops.shape(inputs)
-        batch = inputs.shape[0] if inputs.shape[0] is not None else dynamic_shape[0]
-        spatial_sizes = tuple(
-            size if size is not None else dynamic_shape[1 + axis]
-            for axis, size in enumerate(spatial)
-        )
+        batch = position_ops.batch_size(inputs)
+        spatial_sizes = position_ops.spatial_shape(inputs, len(spatial))
 
         projected = ops.matmul(inputs, ops.cast(self.qkv_kernel, inputs.dtype))
         queries, keys, values = ops.split(projected, [h * k, h * k + k * u], axis=-1)

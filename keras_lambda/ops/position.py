@@ -23,7 +23,7 @@ from keras import ops
 IMPLEMENTATIONS = ("einsum", "conv", "depthwise", "fft")
 
 
-def _spatial_shape(x, rank):
+def spatial_shape(x, rank):
     """The spatial sizes of x `[b, *S, ...]`, static where known."""
     dynamic = ops.shape(x)
     return tuple(
@@ -32,7 +32,7 @@ def _spatial_shape(x, rank):
     )
 
 
-def _batch_size(x):
+def batch_size(x):
     return x.shape[0] if x.shape[0] is not None else ops.shape(x)[0]
 
 
@@ -89,9 +89,9 @@ def einsum_position_lambdas(values, kernel, dilation_rate=1, causal=False):
     values `[b, *S, v, u]`, kernel `[*r, k, u]` → λp `[b, *S, v, k]`.
     """
     rank = len(values.shape) - 3
-    spatial = _spatial_shape(values, rank)
+    spatial = spatial_shape(values, rank)
     embeddings = dense_embeddings(kernel, spatial, dilation_rate, causal)
-    batch = _batch_size(values)
+    batch = batch_size(values)
     value_dim, intra_depth = values.shape[-2:]
     flat_values = ops.reshape(values, (batch, -1, value_dim, intra_depth))
     lambdas = ops.einsum("nmku,bmvu->bnvk", embeddings, flat_values)
@@ -132,8 +132,8 @@ def depthwise_position_lambdas(values, kernel, dilation_rate=1, causal=False):
     if causal:
         values, kernel = _causal_crop(values, kernel, dilation_rate)
         padding = "valid"
-    spatial = _spatial_shape(values, rank)
-    batch = _batch_size(values)
+    spatial = spatial_shape(values, rank)
+    batch = batch_size(values)
     channels = ops.reshape(values, (batch,) + spatial + (value_dim * intra_depth,))
     # [*r, k, u] → [*r, u, k] → tiled [*r, v, u, k] → [*r, v·u, k]
     table = ops.swapaxes(kernel, -1, -2)
@@ -147,7 +147,7 @@ def depthwise_position_lambdas(values, kernel, dilation_rate=1, causal=False):
         channels, depthwise_kernel, padding=padding, dilation_rate=dilation_rate
     )
     if causal:
-        spatial = _spatial_shape(lambdas, rank)
+        spatial = spatial_shape(lambdas, rank)
     lambdas = ops.reshape(lambdas, (batch,) + spatial + (value_dim, intra_depth, key_dim))
     return ops.sum(lambdas, axis=-2)
 
