@@ -46,6 +46,38 @@ def _add_train(commands):
     train.add_argument("--seed", type=int, default=defaults.seed)
 
 
+def _add_tune(commands):
+    from keras_lambda.options import PRECISIONS, TUNE_STRATEGIES, TUNERS, TuneConfig
+
+    defaults = TuneConfig()
+    tune = commands.add_parser(
+        "tune",
+        help="search LambdaResNet hyperparameters with KerasTuner",
+        description="KerasTuner search over LambdaResNetHyperModel; running it again with "
+        "the same --output-dir continues the search without repeating finished trials.",
+    )
+    tune.add_argument("--tuner", default=defaults.tuner, help=", ".join(TUNERS))
+    tune.add_argument("--max-trials", type=int, default=defaults.max_trials)
+    tune.add_argument("--epochs", type=int, default=defaults.epochs,
+                      help="epochs per trial (hyperband: the most a trial trains)")
+    tune.add_argument("--dataset", default=defaults.dataset,
+                      help="digits (bundled, default) or tfds:NAME[:SPLIT]")
+    tune.add_argument("--data-dir", help="a folder with one sub-folder of images per class")
+    tune.add_argument("--image-size", type=int, default=defaults.image_size)
+    tune.add_argument("--validation-fraction", type=float, default=defaults.validation_fraction,
+                      help="of the training split, to rank trials on")
+    tune.add_argument("--precision", default=defaults.precision, help=", ".join(PRECISIONS))
+    tune.add_argument("--jit-compile", action="store_true")
+    tune.add_argument("--strategy", default=defaults.strategy, help=", ".join(TUNE_STRATEGIES))
+    tune.add_argument("--output-dir", default=defaults.output_dir)
+    tune.add_argument("--seed", type=int, default=defaults.seed)
+    tune.add_argument("--space", action="append", default=[], metavar="NAME=VALUE[,VALUE...]",
+                      help="narrow the search space: one value fixes NAME, several are its "
+                      "choices (names: key_dim, num_heads, intra_depth, scope (0 = global), "
+                      "placement, blocks_per_stage, width_multiplier, learning_rate, "
+                      "weight_decay, batch_size); repeatable")
+
+
 def build_parser():
     parser = _Parser(
         prog="keras-lambda",
@@ -56,6 +88,7 @@ def build_parser():
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_train(commands)
+    _add_tune(commands)
     return parser
 
 
@@ -83,12 +116,36 @@ def _train(args):
     return 0
 
 
+def _tune(args):
+    from keras_lambda.options import TuneConfig, UsageError, parse_space, validate_tune
+
+    fields = {field.name for field in dataclasses.fields(TuneConfig)} - {"space"}
+    config = TuneConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    try:
+        config.space = parse_space(args.space)
+        validate_tune(config)
+        from keras_lambda.tuning import search
+
+        best = search(config)
+    except UsageError as error:
+        print(f"keras-lambda: error: {error}", file=sys.stderr)
+        return 2
+    print(f"\nbest of {best['completed_trials']} trials (trial {best['trial_id']}): "
+          f"val accuracy {best['val_accuracy']:.4f} · test accuracy {best['test_accuracy']:.4f}")
+    for name, value in best["hyperparameters"].items():
+        print(f"  {name:<18} {value}" + (" (global)" if name == "scope" and value == 0 else ""))
+    print(f"saved: {best['model_path']}, {os.path.join(args.output_dir, 'best.json')}")
+    return 0
+
+
 def main(argv=None):
     """Entry point of the console script; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "train":
         return _train(args)
+    if args.command == "tune":
+        return _tune(args)
     parser.print_help(sys.stderr)
     return 2
 

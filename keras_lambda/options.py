@@ -56,3 +56,65 @@ def validate(config):
             raise UsageError(f"--{field.replace('_', '-')} must be >= 1, got {getattr(config, field)}")
     if config.image_size < NETWORK_STRIDE:
         raise UsageError(f"--image-size must be >= 32 (the network stride), got {config.image_size}")
+
+
+TUNERS = ("random", "hyperband", "bayesian")
+TUNE_STRATEGIES = ("auto", "default", "mirrored")  # KerasTuner's distribution_strategy
+
+
+@dataclasses.dataclass
+class TuneConfig:
+    tuner: str = "random"
+    max_trials: int = 10
+    epochs: int = 3  # per trial (Hyperband: the most a trial trains)
+    dataset: str = "digits"
+    data_dir: str = None
+    image_size: int = 32
+    validation_fraction: float = 0.15  # of the training split: what trials are ranked on
+    precision: str = "float32"
+    jit_compile: bool = False
+    strategy: str = "auto"
+    output_dir: str = "runs/keras-lambda-tune"
+    seed: int = 0
+    verbose: int = 1
+    space: dict = dataclasses.field(default_factory=dict)  # narrowed entries, see tuning
+
+
+def parse_space(items):
+    """`["key_dim=16", "scope=0,7"]` -> `{"key_dim": 16, "scope": [0, 7]}`: one value
+    fixes an entry, several are its choices; numbers become int or float."""
+
+    def number(text):
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+        return text
+
+    space = {}
+    for item in items:
+        name, equals, values = item.partition("=")
+        if not equals or not name or not values:
+            raise UsageError(f"--space expects NAME=VALUE[,VALUE...], got {item!r}")
+        parsed = [number(value.strip()) for value in values.split(",")]
+        space[name.strip()] = parsed[0] if len(parsed) == 1 else parsed
+    return space
+
+
+def validate_tune(config):
+    """Raises UsageError naming the first bad tuning setting."""
+    choices = (("tuner", TUNERS), ("strategy", TUNE_STRATEGIES), ("precision", PRECISIONS))
+    for field, allowed in choices:
+        value = getattr(config, field)
+        if value not in allowed:
+            raise UsageError(f"unknown --{field} {value!r}; choose from {', '.join(allowed)}")
+    for field in ("max_trials", "epochs"):
+        if getattr(config, field) < 1:
+            raise UsageError(f"--{field.replace('_', '-')} must be >= 1, got {getattr(config, field)}")
+    if not 0 < config.validation_fraction < 1:
+        raise UsageError(
+            f"--validation-fraction must be between 0 and 1, got {config.validation_fraction}"
+        )
+    validate(TrainConfig(dataset=config.dataset, data_dir=config.data_dir,
+                         image_size=config.image_size))

@@ -93,19 +93,19 @@ def compile_model(model, config, steps_per_epoch):
     )
 
 
-def _atomic_write(path, write):
+def atomic_write(path, write):
     """Writes through a temporary file and renames it: a kill leaves old or new, never half."""
     temporary = f"{path}.tmp{os.path.splitext(path)[1]}"
     write(temporary)
     os.replace(temporary, path)
 
 
-def _write_json(path, payload):
+def write_json(path, payload):
     def write(temporary):
         with open(temporary, "w") as file:
             json.dump(payload, file, indent=2)
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -123,11 +123,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
         accuracy = (logs or {}).get("val_accuracy", -1.0)
         if accuracy > self.best_accuracy:
             self.best_accuracy = accuracy
-            _atomic_write(self.best_path, self.model.save)
+            atomic_write(self.best_path, self.model.save)
         name = f"epoch-{epoch + 1:04d}.keras"
-        _atomic_write(os.path.join(self.directory, name), self.model.save)
+        atomic_write(os.path.join(self.directory, name), self.model.save)
         state = {"epoch": epoch + 1, "checkpoint": name, "best_accuracy": self.best_accuracy}
-        _write_json(os.path.join(self.directory, "state.json"), state)
+        write_json(os.path.join(self.directory, "state.json"), state)
         for old in os.listdir(self.directory):
             if old.endswith(".keras") and old != name:
                 os.remove(os.path.join(self.directory, old))
@@ -161,7 +161,7 @@ def train(config):
         keras.config.set_dtype_policy(previous_policy)
 
 
-def _one_hot(num_classes):
+def one_hot(num_classes):
     return lambda image, label: (image, tf.one_hot(label, num_classes))
 
 
@@ -180,9 +180,9 @@ def _fit(config, data, strategy, started):
     steps_per_epoch = data.num_train // batches if static else math.ceil(data.num_train / batches)
     train_ds = data_lib.batched(
         data, config.image_size, batches, True, drop_remainder=static, seed=config.seed
-    ).map(_one_hot(data.num_classes))
+    ).map(one_hot(data.num_classes))
     test_ds = data_lib.batched(data, config.image_size, batches, False).map(
-        _one_hot(data.num_classes)
+        one_hot(data.num_classes)
     )
     state = _resume_state(config.output_dir)  # the chief's checkpoint, for every worker
     with strategy.scope():
@@ -229,7 +229,7 @@ def _fit(config, data, strategy, started):
     else:
         test_accuracy = model.evaluate(test_ds, verbose=0, return_dict=True)["accuracy"]
     final_path = os.path.join(own_dir, "model.keras")
-    _atomic_write(final_path, model.save)
+    atomic_write(final_path, model.save)
     summary = {
         "test_accuracy": float(test_accuracy),
         "epochs": config.epochs,
@@ -244,5 +244,5 @@ def _fit(config, data, strategy, started):
         "logs": os.path.join(own_dir, "logs"),
     }
     if chief:
-        _write_json(os.path.join(config.output_dir, "summary.json"), summary)
+        write_json(os.path.join(config.output_dir, "summary.json"), summary)
     return summary
