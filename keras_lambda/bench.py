@@ -1,0 +1,274 @@
+"""The benchmark harness behind `keras-lambda bench`.
+
+Every case (a layer or a model at one size) runs in a fresh Python process, so
+one case's memory, compiled graphs and thread pools never colour another's, and
+an allocation failure ends that process only (reported as OOM). Per case:
+train-step time (forward + backward, median of `repeats` after a warm-up
+call), inference time (same), and peak memory (on CPU the growth of resident
+memory over the steps, from `getrusage`; on GPU TensorFlow's peak allocation).
+
+Layer methods (images `[b, s, s, d]`, h = 4 heads, k = 16, u = 1):
+`lambda/global/IMPL`, `lambda/r7/IMPL`, `lambda/r23/IMPL` (IMPL one of
+`LambdaLayer`'s implementations or `auto`), `lambda/content` (no position
+lambdas), `attention` (`keras.layers.MultiHeadAttention` over all positions)
+and `paper` (the paper's pseudo-code, `baselines.PaperLambdaLayer`).
+Model methods (images `[b, 128, 128, 3]`, 1000 classes, SGD step):
+`model/lambda_resnet50`, `model/tiny`, `model/resnet50` (keras.applications).
+"""
+
+import dataclasses
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+from keras_lambda.options import UsageError
+
+IMPLEMENTATIONS = ("einsum", "conv", "depthwise", "fft", "auto")
+LAYER_METHODS = (
+    tuple(f"lambda/global/{impl}" for impl in IMPLEMENTATIONS)
+    + tuple(f"lambda/r{scope}/{impl}" for scope in (7, 23) for impl in IMPLEMENTATIONS)
+    + ("lambda/content", "attention", "paper")
+)
+MODEL_METHODS = ("model/lambda_resnet50", "model/tiny", "model/resnet50")
+BASELINE = "attention"  # layer ratios are against it
+MODEL_BASELINE = "model/resnet50"
+SIZES = (16, 32, 64, 128)
+DIMS = (128, 256)
+QUICK = dict(
+    sizes=(16, 32),
+    dims=(128,),
+    methods=("lambda/global/auto", "lambda/r7/auto", "lambda/content", "attention", "paper"),
+)
+
+
+@dataclasses.dataclass
+class Case:
+    method: str
+    size: int  # image side s (n = s²)
+    dim: int = 0  # d (layer cases)
+    batch: int = 8
+    repeats: int = 3
+    jit_compile: bool = False
+
+
+def cases(methods, sizes, dims, batch=8, repeats=3, model_size=128, model_batch=16):
+    """The cases of a run: every layer method at every size and d, then models."""
+    layer_cases = [
+        Case(method, size, dim, batch, repeats)
+        for dim in dims
+        for size in sizes
+        for method in methods
+        if not method.startswith("model/")
+    ]
+    model_cases = [
+        Case(method, model_size, 0, model_batch, repeats)
+        for method in methods
+        if method.startswith("model/")
+    ]
+    return layer_cases + model_cases
+
+
+# ----------------------------------------------------------------- in the child
+
+
+def _build(case):
+    """The layer or model of a case, and its input batch."""
+    import keras
+
+    from keras_lambda import baselines, layers, models
+
+    if case.method.startswith("model/"):
+        shape = (case.size, case.size, 3)
+        name = case.method.split("/", 1)[1]
+        if name == "resnet50":
+            model = keras.applications.ResNet50(weights=None, input_shape=shape, classes=1000)
+        elif name == "lambda_resnet50":
+            model = models.LambdaResNet50(input_shape=shape, classes=1000)
+        else:  # the tiny network `keras-lambda train` trains
+            model = models.LambdaResNet(
+                stackwise_num_blocks=(1, 1, 1, 1), width_multiplier=0.25, placement="CCLL",
+                scope=None, key_dim=8, input_shape=shape, classes=1000,
+            )
+        return model, (case.batch,) + shape
+    shape = (case.batch, case.size, case.size, case.dim)
+    if case.method == "attention":
+        return baselines.GlobalAttention(case.dim, num_heads=4), shape
+    if case.method == "paper":
+        return baselines.PaperLambdaLayer(case.dim, key_dim=16, num_heads=4), shape
+    if case.method == "lambda/content":
+        return layers.LambdaLayer(case.dim, key_dim=16, num_heads=4, position=None), shape
+    _, context, implementation = case.method.split("/")
+    scope = None if context == "global" else int(context[1:])
+    layer = layers.LambdaLayer(
+        case.dim, key_dim=16, num_heads=4, scope=scope, implementation=implementation
+    )
+    return layer, shape
+
+
+def _resident_bytes():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _median_seconds(function, argument, repeats):
+    function(argument).numpy()  # warm-up: tracing, allocation
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function(argument).numpy()  # .numpy() waits for the device
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)
+
+
+def measure(case):
+    """Runs `case` in this process; returns the measured dict (see module doc)."""
+    import keras
+    import tensorflow as tf
+
+    module, shape = _build(case)
+    is_model = case.method.startswith("model/")
+    x = keras.random.normal(shape, seed=0)
+    module(x)  # build
+    variables = module.trainable_variables
+    optimizer = keras.optimizers.SGD(0.01) if is_model else None
+    if optimizer is not None:
+        optimizer.build(variables)
+        labels = tf.one_hot(tf.range(case.batch) % 1000, 1000)
+
+    @tf.function(jit_compile=case.jit_compile)
+    def train_step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = module(x, training=True)
+            if is_model:
+                loss = keras.losses.categorical_crossentropy(labels, y)
+            else:
+                loss = tf.square(tf.cast(y, "float32"))
+            loss = tf.reduce_mean(loss)
+        gradients = tape.gradient(loss, variables + [x])
+        if optimizer is not None:
+            optimizer.apply(gradients[:-1], variables)
+        return loss + tf.add_n([tf.reduce_sum(g) for g in gradients]) * 0.0
+
+    @tf.function(jit_compile=case.jit_compile)
+    def infer_step(x):
+        return tf.reduce_sum(tf.cast(module(x, training=False), "float32"))
+
+    gpu = bool(tf.config.list_logical_devices("GPU"))
+    if gpu:
+        tf.config.experimental.reset_memory_stats("GPU:0")
+    before = _resident_bytes()
+    train_seconds = _median_seconds(train_step, x, case.repeats)
+    if gpu:
+        peak = tf.config.experimental.get_memory_info("GPU:0")["peak"]
+    else:  # ru_maxrss: the process's peak resident memory, KiB on Linux
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    infer_seconds = _median_seconds(infer_step, x, case.repeats)
+    result = {
+        "status": "ok",
+        "train_s": train_seconds,
+        "infer_s": infer_seconds,
+        "peak_bytes": int(peak),
+        "process_peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "params": int(sum(int(tf.size(v)) for v in module.weights)),
+        "device": "GPU" if gpu else "CPU",
+    }
+    if is_model:
+        result["images_per_s"] = case.batch / train_seconds
+    elif hasattr(module, "position_implementation") and module.embedding is not None:
+        result["implementation"] = module.position_implementation((case.size, case.size))
+    return result
+
+
+# ---------------------------------------------------------------- in the parent
+
+OOM_SIGNS = ("ResourceExhausted", "bad_alloc", "Out of memory", "OOM", "MemoryError",
+             "failed to allocate", "Cannot allocate memory")
+
+
+def run_case(case, timeout=600, memory_limit_bytes=None):
+    """Measures `case` in a fresh process. Status: ok, OOM (an allocation failed
+    or the process was killed for memory), timeout, or error (with the reason)."""
+    record = dataclasses.asdict(case)
+
+    def limit_memory():
+        if memory_limit_bytes:  # private writable memory, which is where tensors live
+            resource.setrlimit(resource.RLIMIT_DATA, (memory_limit_bytes, memory_limit_bytes))
+
+    command = [sys.executable, "-m", "keras_lambda.bench", json.dumps(record)]
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    started = time.time()
+    try:
+        process = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout,
+            preexec_fn=limit_memory, env=environment,
+        )
+    except subprocess.TimeoutExpired:
+        return {**record, "status": "timeout", "reason": f"> {timeout} s"}
+    record["wall_s"] = round(time.time() - started, 1)
+    lines = process.stdout.strip().splitlines()
+    if process.returncode == 0 and lines:
+        return {**record, **json.loads(lines[-1])}
+    tail = process.stderr.strip().splitlines()[-3:]
+    if process.returncode in (-9, 137) or any(s in process.stderr for s in OOM_SIGNS):
+        return {**record, "status": "OOM", "reason": " | ".join(tail)[-300:]}
+    return {**record, "status": "error", "reason": " | ".join(tail)[-300:]}
+
+
+def machine():
+    """One line naming the machine a run measured."""
+    import tensorflow as tf
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    gpus = [
+        tf.config.experimental.get_device_details(device).get("device_name", "GPU")
+        for device in tf.config.list_physical_devices("GPU")
+    ]
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{'GPU: ' + ', '.join(gpus) + '; ' if gpus else ''}CPU: {cpu}, "
+        f"{len(os.sched_getaffinity(0))} cores available, {memory:.0f} GiB RAM; "
+        f"TensorFlow {tf.__version__}, Python {platform.python_version()}"
+    )
+
+
+def run(case_list, timeout=600, memory_limit_bytes=None, progress=print):
+    """Measures each case in turn (fresh process each); returns the records."""
+    results = []
+    for index, case in enumerate(case_list, 1):
+        result = run_case(case, timeout, memory_limit_bytes)
+        results.append(result)
+        if progress:
+            progress(f"[{index}/{len(case_list)}] {_describe(result)}")
+    return results
+
+
+def _describe(result):
+    where = f"{result['method']} s={result['size']}" + (
+        f" d={result['dim']}" if result["dim"] else ""
+    )
+    if result["status"] != "ok":
+        return f"{where}: {result['status']} {result.get('reason', '')}"
+    return (
+        f"{where}: train {result['train_s'] * 1e3:.1f} ms, infer {result['infer_s'] * 1e3:.1f} ms, "
+        f"peak {result['peak_bytes'] / 2**20:.0f} MiB"
+    )
+
+
+if __name__ == "__main__":  # the child process of `run_case`
+    case = Case(**json.loads(sys.argv[1]))
+    try:
+        print(json.dumps(measure(case)))
+    except MemoryError:
+        print("MemoryError", file=sys.stderr)
+        sys.exit(3)
