@@ -265,6 +265,64 @@ def _describe(result):
     )
 
 
+def default_memory_limit():
+    """80% of physical memory: a case that needs more is reported OOM, and the
+    machine stays usable."""
+    return int(0.8 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def benchmark(
+    methods=LAYER_METHODS + MODEL_METHODS,
+    sizes=SIZES,
+    dims=DIMS,
+    batch=8,
+    repeats=3,
+    timeout=600,
+    memory_limit_bytes=None,
+    output_dir="benchmarks",
+    name="bench",
+    command="keras-lambda bench",
+    progress=print,
+):
+    """Runs the cases, prints the table, writes NAME.md, NAME.json and NAME.png
+    into output_dir; returns the results."""
+    from keras_lambda import bench_report
+
+    unknown = [m for m in methods if m not in LAYER_METHODS + MODEL_METHODS]
+    if unknown:
+        raise UsageError(
+            f"unknown --methods {', '.join(unknown)}; choose from "
+            f"{', '.join(LAYER_METHODS + MODEL_METHODS)}"
+        )
+    for label, values in (("sizes", sizes), ("dims", dims)):
+        if not values or any(value < 1 for value in values):
+            raise UsageError(f"--{label} must be positive integers, got {list(values)}")
+    for label, value in (("batch", batch), ("repeats", repeats), ("timeout", timeout)):
+        if value < 1:
+            raise UsageError(f"--{label} must be >= 1, got {value}")
+    if any(dim % 4 for dim in dims):
+        raise UsageError(f"--dims must be multiples of the 4 heads, got {list(dims)}")
+    memory_limit_bytes = memory_limit_bytes or default_memory_limit()
+    description = machine()
+    progress(f"machine: {description}")
+    results = run(cases(methods, sizes, dims, batch, repeats), timeout, memory_limit_bytes, progress)
+    report = bench_report.markdown(results, description, command, memory_limit_bytes)
+    os.makedirs(output_dir, exist_ok=True)
+    paths = {kind: os.path.join(output_dir, f"{name}.{kind}") for kind in ("md", "json", "png")}
+    with open(paths["md"], "w") as file:
+        file.write(report)
+    with open(paths["json"], "w") as file:
+        json.dump({"machine": description, "command": command, "results": results}, file, indent=1)
+    try:
+        bench_report.plot(results, paths["png"], description)
+    except ImportError:
+        paths.pop("png")
+        progress("matplotlib is not installed: no plot (pip install matplotlib)")
+    progress("\n" + report)
+    progress("written: " + ", ".join(paths.values()))
+    return results
+
+
 if __name__ == "__main__":  # the child process of `run_case`
     case = Case(**json.loads(sys.argv[1]))
     try:

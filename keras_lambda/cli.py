@@ -78,6 +78,33 @@ def _add_tune(commands):
                       "weight_decay, batch_size); repeatable")
 
 
+def _add_bench(commands):
+    from keras_lambda.bench import DIMS, LAYER_METHODS, MODEL_METHODS, SIZES
+
+    bench = commands.add_parser(
+        "bench",
+        help="time and memory of lambda layers vs attention, and of LambdaResNets",
+        description="Each case runs in a fresh process: train step (forward + backward) and "
+        "inference time (median of --repeats), peak memory; ratios against "
+        "MultiHeadAttention measured in the same run. Writes NAME.md/.json/.png.",
+    )
+    bench.add_argument("--quick", action="store_true",
+                       help="a one-minute subset: s 16 and 32, d 128, five methods, no models")
+    bench.add_argument("--sizes", type=int, nargs="+", default=list(SIZES),
+                       help="image sides s (n = s²)")
+    bench.add_argument("--dims", type=int, nargs="+", default=list(DIMS), help="channels d")
+    bench.add_argument("--methods", nargs="+", default=list(LAYER_METHODS + MODEL_METHODS),
+                       metavar="METHOD", help="any of: " + ", ".join(LAYER_METHODS + MODEL_METHODS))
+    bench.add_argument("--batch", type=int, default=8)
+    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--timeout", type=int, default=600, help="seconds per case")
+    bench.add_argument("--memory-limit-gib", type=float,
+                       help="per case; beyond it a case is OOM (default: 80%% of RAM)")
+    bench.add_argument("--output-dir", default="benchmarks")
+    bench.add_argument("--name", default=None,
+                       help="output file names (default: bench-cpu, bench-gpu, or quick)")
+
+
 def build_parser():
     parser = _Parser(
         prog="keras-lambda",
@@ -89,6 +116,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_train(commands)
     _add_tune(commands)
+    _add_bench(commands)
     return parser
 
 
@@ -138,6 +166,31 @@ def _tune(args):
     return 0
 
 
+def _bench(args, argv):
+    from keras_lambda.bench import QUICK, benchmark
+    from keras_lambda.options import UsageError
+
+    settings = dict(sizes=args.sizes, dims=args.dims, methods=args.methods)
+    if args.quick:
+        settings.update(QUICK)
+    name = args.name or ("quick" if args.quick else None)
+    if name is None:
+        import tensorflow as tf
+
+        name = "bench-gpu" if tf.config.list_physical_devices("GPU") else "bench-cpu"
+    limit = int(args.memory_limit_gib * 2**30) if args.memory_limit_gib else None
+    try:
+        benchmark(
+            batch=args.batch, repeats=args.repeats, timeout=args.timeout,
+            memory_limit_bytes=limit, output_dir=args.output_dir, name=name,
+            command=" ".join(["keras-lambda", *argv]), **settings,
+        )
+    except UsageError as error:
+        print(f"keras-lambda: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv=None):
     """Entry point of the console script; returns the process exit code."""
     parser = build_parser()
@@ -146,6 +199,8 @@ def main(argv=None):
         return _train(args)
     if args.command == "tune":
         return _tune(args)
+    if args.command == "bench":
+        return _bench(args, sys.argv[1:] if argv is None else list(argv))
     parser.print_help(sys.stderr)
     return 2
 

@@ -15,9 +15,12 @@ lambda of the paper is the case where the table covers every offset of the input
 All kernels return λp laid out `[b, *S, v, k]` (what the convolutions produce
 natively); the caller contracts it with the queries over k. They are stateless,
 take and return tensors, and are written in `keras.ops` so they run on every
-Keras 3 backend (`depthwise` is `tf.nn.depthwise_conv2d` on TensorFlow).
+Keras 3 backend (`depthwise` is `tf.nn.depthwise_conv2d` on TensorFlow). `fft`
+has a TensorFlow fast path (`tf.signal`'s 2-D real FFTs on complex tensors; 2x
+faster than the portable path at 64x64), tested against the portable one.
 """
 
+import keras
 from keras import ops
 
 IMPLEMENTATIONS = ("einsum", "conv", "depthwise", "fft")
@@ -205,14 +208,15 @@ def _dilate(kernel, axis, dilation_rate):
     return ops.take(spaced, ops.arange((size - 1) * dilation_rate + 1), axis=axis)
 
 
-def fft_position_lambdas(values, kernel, dilation_rate=1, causal=False):
+def fft_position_lambdas(values, kernel, dilation_rate=1, causal=False, portable=False):
     """The position lambdas as one FFT convolution: O(n log n), for any scope.
 
     values `[b, *S, v, u]`, kernel `[*r, k, u]` → λp `[b, *S, v, k]`, computed
     as the circular cross-correlation of V with T on a grid of L >= s + c per
     axis (c the kernel radius within the input), large enough that no offset
     wraps around. Runs in float32 at least (FFTs have no half-precision kernels).
-    Needs known spatial sizes.
+    Needs known spatial sizes. `portable=True` uses the keras.ops path on
+    TensorFlow too (for tests; it is the only path on other backends).
     """
     rank = len(values.shape) - 3
     spatial = tuple(values.shape[1 : 1 + rank])
@@ -245,6 +249,19 @@ def fft_position_lambdas(values, kernel, dilation_rate=1, causal=False):
         padding = [[0, 0]] * len(kernel.shape)
         padding[kernel_axis] = [0, length - (2 * reach + 1)]
         kernel = ops.roll(ops.pad(kernel, padding), -reach, axis=kernel_axis)
+    if keras.backend.backend() == "tensorflow" and not portable:
+        lambdas = _correlate_tensorflow(values, kernel, lengths)
+    else:
+        lambdas = _correlate_portable(values, kernel, lengths)
+    # [b, v, k, *L] → crop to [b, v, k, *S] (a slice: its gradient is a pad) → [b, *S, v, k]
+    lambdas = lambdas[(slice(None),) * 3 + tuple(slice(0, size) for size in spatial)]
+    lambdas = ops.transpose(lambdas, (0,) + tuple(range(3, 3 + rank)) + (1, 2))
+    return ops.cast(lambdas, dtype)
+
+
+def _correlate_portable(values, kernel, lengths):
+    """Circular cross-correlation in keras.ops: values `[b, v, u, *S]`, kernel
+    `[k, u, *L]` → `[b, v, k, *L]`, spectra as (real, imag) pairs."""
     values_real, values_imag = _rfftn(values, lengths)
     kernel_real, kernel_imag = _rfftn(kernel, lengths)
     # Correlation: spectrum = conj(T̂) · V̂, summed over u. Broadcast products,
@@ -256,12 +273,24 @@ def fft_position_lambdas(values, kernel, dilation_rate=1, causal=False):
         k_real, k_imag = kernel_real[None, None, :, slot], kernel_imag[None, None, :, slot]
         real = real + v_real * k_real + v_imag * k_imag  # [b, v, k, *F]
         imag = imag + v_imag * k_real - v_real * k_imag
-    lambdas = _irfftn((real, imag), lengths)  # [b, v, k, *L]
-    for axis, size in enumerate(spatial):
-        lambdas = ops.take(lambdas, ops.arange(size), axis=3 + axis)
-    # [b, v, k, *S] → [b, *S, v, k]
-    lambdas = ops.transpose(lambdas, (0,) + tuple(range(3, 3 + rank)) + (1, 2))
-    return ops.cast(lambdas, dtype)
+    return _irfftn((real, imag), lengths)
+
+
+def _correlate_tensorflow(values, kernel, lengths):
+    """`_correlate_portable` with tf.signal: complex tensors and one 2-D real FFT
+    op per transform, where keras.ops chains 1-D transforms with transposes and
+    splits every complex tensor into two real ones."""
+    import tensorflow as tf
+
+    rfft, irfft = (tf.signal.rfft, tf.signal.irfft)
+    if len(lengths) == 2:
+        rfft, irfft = (tf.signal.rfft2d, tf.signal.irfft2d)
+    values_hat = rfft(values, fft_length=lengths)  # [b, v, u, *F]
+    kernel_hat = tf.math.conj(rfft(kernel, fft_length=lengths))  # [k, u, *F]
+    spectrum = 0.0
+    for slot in range(values.shape[2]):
+        spectrum = spectrum + values_hat[:, :, slot, None] * kernel_hat[None, None, :, slot]
+    return irfft(spectrum, fft_length=lengths)  # [b, v, k, *L]
 
 
 KERNELS = {

@@ -85,3 +85,37 @@ def test_causal_sequence_sees_only_the_past(kernel_name, size):
     np.testing.assert_allclose(
         after, reference_lambdas(values, kernel, scope=size, causal=True), rtol=1e-5, atol=1e-5
     )
+
+
+@pytest.mark.parametrize(
+    "values_shape, kernel_shape, dilation, causal",
+    [
+        ((2, 6, 5, 3, 1), (11, 9, 4, 1), 1, False),  # global 2-D, u = 1
+        ((2, 6, 5, 3, 2), (3, 3, 4, 2), 1, False),  # local, u = 2
+        ((2, 7, 7, 3, 1), (3, 3, 4, 1), 2, False),  # dilated
+        ((2, 9, 3, 2), (17, 4, 2), 1, True),  # causal sequence
+        ((1, 10, 3, 1), (5, 2, 1), 1, False),  # local sequence
+    ],
+)
+def test_fft_tensorflow_path_matches_portable_path_and_reference(
+    values_shape, kernel_shape, dilation, causal
+):
+    """The tf.signal fast path and the keras.ops path agree, values and gradients."""
+    import tensorflow as tf
+
+    values = tf.constant(random(values_shape))
+    kernel = tf.constant(random(kernel_shape, seed=3))
+    weights = tf.constant(random(values_shape[:-1] + (kernel_shape[-2],), seed=5))
+    results = {}
+    for portable in (False, True):
+        with tf.GradientTape() as tape:
+            tape.watch([values, kernel])
+            lambdas = position.fft_position_lambdas(values, kernel, dilation, causal, portable)
+            loss = tf.reduce_sum(lambdas * weights)
+        results[portable] = [lambdas, *tape.gradient(loss, [values, kernel])]
+    for fast, portable in zip(results[False], results[True]):
+        np.testing.assert_allclose(fast.numpy(), portable.numpy(), rtol=1e-4, atol=1e-4)
+    if dilation == 1:
+        scope = None if kernel_shape[0] >= 2 * values_shape[1] - 1 else kernel_shape[0]
+        expected = reference_lambdas(values.numpy(), kernel.numpy(), scope, dilation, causal)
+        np.testing.assert_allclose(results[False][0].numpy(), expected, rtol=1e-4, atol=1e-4)

@@ -1,0 +1,252 @@
+"""What `keras-lambda bench` makes of its measurements: ratios against
+MultiHeadAttention, the issue's targets, a markdown report and a plot."""
+
+import math
+
+from keras_lambda.bench import BASELINE, MODEL_BASELINE
+
+GIB = 2**30
+MIB = 2**20
+
+
+def _key(result):
+    return (result["size"], result["dim"], result["batch"])
+
+
+def _find(results, method, size, dim=None):
+    for result in results:
+        if result["method"] == method and result["size"] == size and (
+            dim is None or result["dim"] == dim
+        ):
+            return result
+    return None
+
+
+def _ok(result):
+    return result is not None and result["status"] == "ok"
+
+
+def with_ratios(results):
+    """Adds `speedup` (attention's train time / this one's) and `memory_ratio`
+    (this peak / attention's) to every layer result whose baseline ran."""
+    baselines = {_key(r): r for r in results if r["method"] == BASELINE}
+    models = {r["size"]: r for r in results if r["method"] == MODEL_BASELINE}
+    rows = []
+    for result in results:
+        row = dict(result)
+        base = models.get(row["size"]) if row["method"].startswith("model/") else baselines.get(
+            _key(row)
+        )
+        if _ok(row) and _ok(base):
+            row["speedup"] = base["train_s"] / row["train_s"]
+            row["memory_ratio"] = row["peak_bytes"] / base["peak_bytes"]
+        rows.append(row)
+    return rows
+
+
+def _cell(row):
+    if row["status"] != "ok":
+        return [row["status"]] + [""] * 5
+    speedup = f"{row['speedup']:.2f}x" if "speedup" in row else "–"
+    memory = f"{row['memory_ratio']:.2f}" if "memory_ratio" in row else "–"
+    return [
+        f"{row['train_s'] * 1e3:,.0f}",
+        speedup,
+        f"{row['infer_s'] * 1e3:,.0f}",
+        f"{row['peak_bytes'] / MIB:,.0f}",
+        memory,
+        row.get("implementation", ""),
+    ]
+
+
+def layer_table(rows):
+    """Markdown table of the layer cases, one row per (d, s, method)."""
+    header = (
+        "| d | s | method | train ms | speed vs MHA | infer ms | peak MiB | memory vs MHA | auto chose |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---|\n"
+    )
+    lines = [
+        f"| {row['dim']} | {row['size']} | {row['method']} | " + " | ".join(_cell(row)) + " |"
+        for row in rows
+        if not row["method"].startswith("model/")
+    ]
+    return header + "\n".join(lines) + "\n"
+
+
+def model_table(rows):
+    lines = []
+    for row in rows:
+        if not row["method"].startswith("model/"):
+            continue
+        if row["status"] != "ok":
+            lines.append(f"| {row['method']} | {row['size']} | {row['batch']} | {row['status']} | | |")
+            continue
+        ratio = f"{row['speedup']:.2f}x" if "speedup" in row else "–"
+        lines.append(
+            f"| {row['method']} | {row['size']} | {row['batch']} | {row['images_per_s']:.1f} | "
+            f"{ratio} | {row['params'] / 1e6:.1f}M |"
+        )
+    if not lines:
+        return ""
+    return (
+        "| model | px | batch | train images/s | vs ResNet50 | parameters |\n"
+        "|---|---|---|---:|---:|---:|\n" + "\n".join(lines) + "\n"
+    )
+
+
+def targets(results, memory_limit_bytes=None):
+    """The issue's six targets: [(target, measured, met or None if not measured)]."""
+    checks = []
+    auto64 = _find(results, "lambda/global/auto", 64, 128)
+    mha64 = _find(results, BASELINE, 64, 128)
+    if _ok(auto64) and _ok(mha64):
+        speedup = mha64["train_s"] / auto64["train_s"]
+        memory = auto64["peak_bytes"] / mha64["peak_bytes"]
+        checks.append(("1. global, 64x64, d=128: >= 2x faster than MHA, <= 1/4 of its memory",
+                       f"{speedup:.2f}x faster, {memory:.2f} of its peak memory",
+                       speedup >= 2 and memory <= 0.25))
+    else:
+        checks.append(("1. global, 64x64, d=128 vs MHA", "not measured", None))
+    auto128 = _find(results, "lambda/global/auto", 128, 128)
+    mha128 = _find(results, BASELINE, 128, 128)
+    if _ok(auto128) and mha128 is not None:
+        used = auto128["process_peak_bytes"]
+        if _ok(mha128):
+            mha_text, mha_over = f"MHA peak {mha128['process_peak_bytes'] / GIB:.1f} GiB", (
+                mha128["process_peak_bytes"] > 24 * GIB
+            )
+        else:
+            limit = f" under a {memory_limit_bytes / GIB:.0f} GiB limit" if memory_limit_bytes else ""
+            scores = 8 * 4 * (128 * 128) ** 2 * 4 / GIB  # b·h·n² float32 attention scores
+            mha_text = (f"MHA {mha128['status']}{limit} (its attention scores alone: "
+                        f"{scores:.0f} GiB)")
+            mha_over = mha128["status"] == "OOM" and scores > 24
+        checks.append(("2. global, 128x128: trains within 8 GiB; MHA needs > 24 GiB",
+                       f"lambda process peak {used / GIB:.1f} GiB; {mha_text}",
+                       used <= 8 * GIB and mha_over))
+    else:
+        checks.append(("2. global, 128x128 vs MHA", "not measured", None))
+    paper64 = _find(results, "paper", 64, 128)
+    if _ok(auto64) and paper64 is not None:
+        if _ok(paper64):
+            speedup = paper64["train_s"] / auto64["train_s"]
+            checks.append(("3. >= 3x faster than the paper's pseudo-code at 64x64",
+                           f"{speedup:.2f}x", speedup >= 3))
+        else:
+            checks.append(("3. >= 3x faster than the paper's pseudo-code at 64x64",
+                           f"pseudo-code {paper64['status']}", True))
+    else:
+        checks.append(("3. vs the paper's pseudo-code at 64x64", "not measured", None))
+    slopes = []
+    for scope in (7, 23):
+        small = _find(results, f"lambda/r{scope}/auto", 32, 128)
+        large = _find(results, f"lambda/r{scope}/auto", 128, 128)
+        if _ok(small) and _ok(large):
+            slope = math.log(large["peak_bytes"] / small["peak_bytes"]) / math.log(16)
+            slopes.append((scope, slope))
+    if slopes:
+        checks.append(("4. lambda convolution memory: log-log slope <= 1.1 from 32² to 128²",
+                       ", ".join(f"r={scope}: {slope:.2f}" for scope, slope in slopes),
+                       all(slope <= 1.1 for _, slope in slopes)))
+    else:
+        checks.append(("4. lambda convolution memory slope", "not measured", None))
+    worst = None
+    for auto in results:
+        if not (auto["method"].endswith("/auto") and _ok(auto)):
+            continue
+        context = auto["method"].rsplit("/", 1)[0]
+        others = [
+            r for r in results
+            if r["method"].startswith(context + "/") and not r["method"].endswith("/auto")
+            and r["size"] == auto["size"] and r["dim"] == auto["dim"] and _ok(r)
+        ]
+        if others:
+            fastest = min(others, key=lambda r: r["train_s"])
+            excess = auto["train_s"] / fastest["train_s"] - 1
+            if worst is None or excess > worst[0]:
+                worst = (excess, auto, fastest)
+    if worst:
+        excess, auto, fastest = worst
+        checks.append(("5. implementation='auto' within 10% of the fastest, every configuration",
+                       f"worst: {auto['method']} s={auto['size']} d={auto['dim']} "
+                       f"{excess * 100:+.0f}% vs {fastest['method']}", excess <= 0.10))
+    else:
+        checks.append(("5. auto vs the fastest implementation", "not measured", None))
+    lambda50 = _find(results, "model/lambda_resnet50", 128)
+    resnet50 = _find(results, MODEL_BASELINE, 128)
+    if _ok(lambda50) and _ok(resnet50):
+        ratio = lambda50["images_per_s"] / resnet50["images_per_s"]
+        checks.append(("6. LambdaResNet-50 >= 0.8x ResNet50's images/s at 128 px",
+                       f"{ratio:.2f}x", ratio >= 0.8))
+    else:
+        checks.append(("6. LambdaResNet-50 vs ResNet50", "not measured", None))
+    return checks
+
+
+def targets_table(checks):
+    marks = {True: "met", False: "**not met**", None: "not measured"}
+    lines = [f"| {name} | {measured} | {marks[met]} |" for name, measured, met in checks]
+    return "| target | measured | |\n|---|---|---|\n" + "\n".join(lines) + "\n"
+
+
+def markdown(results, machine, command, memory_limit_bytes=None):
+    rows = with_ratios(results)
+    parts = [
+        "# keras-lambda bench\n",
+        f"Machine: {machine}\n",
+        f"Command: `{command}`\n",
+        "Train step = forward + backward (models: + SGD update), inference = forward; "
+        "median of the repeats after one warm-up call, each case in a fresh process. "
+        "Peak memory: growth of resident memory over the train steps (GPU: TensorFlow's "
+        "peak allocation). Speed vs MHA = MultiHeadAttention's train time / this one's "
+        "(same s, d, batch, same run); memory vs MHA = this peak / MHA's.\n",
+        "## Targets\n",
+        targets_table(targets(results, memory_limit_bytes)),
+        "## Layers (batch 8, h = 4, k = 16, u = 1)\n",
+        layer_table(rows),
+    ]
+    models = model_table(rows)
+    if models:
+        parts += ["## Models (train step, SGD)\n", models]
+    return "\n".join(parts)
+
+
+def plot(results, path, machine):
+    """Train time and peak memory against resolution, log scales, one line a method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layer_results = [r for r in results if not r["method"].startswith("model/") and _ok(r)]
+    dims = sorted({r["dim"] for r in layer_results})
+    figure, axes = plt.subplots(len(dims), 2, figsize=(12, 4.5 * len(dims)), squeeze=False)
+    methods = sorted({r["method"] for r in layer_results})
+    for row, dim in enumerate(dims):
+        for method in methods:
+            points = sorted(
+                (r["size"], r["train_s"], r["peak_bytes"])
+                for r in layer_results
+                if r["method"] == method and r["dim"] == dim
+            )
+            if not points:
+                continue
+            sizes = [p[0] ** 2 for p in points]
+            style = dict(marker="o", label=method,
+                         linestyle="--" if method in (BASELINE, "paper") else "-",
+                         linewidth=2.5 if method in (BASELINE, "paper") else 1.2)
+            axes[row][0].plot(sizes, [p[1] * 1e3 for p in points], **style)
+            axes[row][1].plot(sizes, [max(p[2], 1) / MIB for p in points], **style)
+        for column, label in enumerate(("train step (ms)", "peak memory (MiB)")):
+            axis = axes[row][column]
+            axis.set_xscale("log")
+            axis.set_yscale("log")
+            axis.set_xlabel("positions n = s²")
+            axis.set_ylabel(label)
+            axis.set_title(f"d = {dim}, batch 8: {label}")
+            axis.grid(True, which="both", alpha=0.3)
+    axes[0][1].legend(fontsize=7, loc="upper left")
+    figure.suptitle(f"keras-lambda bench: {machine}", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
