@@ -166,8 +166,9 @@ def measure(case):
     train_seconds = _median_seconds(train_step, x, case.repeats)
     if gpu:
         peak = tf.config.experimental.get_memory_info("GPU:0")["peak"]
-    else:  # ru_maxrss: the process's peak resident memory, KiB on Linux
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    else:  # ru_maxrss: the process's peak resident memory, KiB on Linux; meaningful
+        # in a fresh process (run_case), where nothing before the steps peaked higher
+        peak = max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
     infer_seconds = _median_seconds(infer_step, x, case.repeats)
     result = {
         "status": "ok",
@@ -214,10 +215,12 @@ def run_case(case, timeout=600, memory_limit_bytes=None):
     lines = process.stdout.strip().splitlines()
     if process.returncode == 0 and lines:
         return {**record, **json.loads(lines[-1])}
-    tail = process.stderr.strip().splitlines()[-3:]
-    if process.returncode in (-9, 137) or any(s in process.stderr for s in OOM_SIGNS):
-        return {**record, "status": "OOM", "reason": " | ".join(tail)[-300:]}
-    return {**record, "status": "error", "reason": " | ".join(tail)[-300:]}
+    lines = process.stderr.strip().splitlines()
+    memory_lines = [line for line in lines if any(sign in line for sign in OOM_SIGNS)]
+    if memory_lines or process.returncode in (-9, 137):  # 137/-9: the kernel's OOM killer
+        reason = memory_lines[0] if memory_lines else f"killed (exit {process.returncode})"
+        return {**record, "status": "OOM", "reason": reason.strip()[:300]}
+    return {**record, "status": "error", "reason": " | ".join(lines[-3:])[-300:]}
 
 
 def machine():
@@ -242,11 +245,40 @@ def machine():
     )
 
 
+def _hopeless(case, earlier, timeout):
+    """Why `case` need not run: the same method and d at a smaller size ran out
+    of memory or time, or took so long that, growing at least linearly in n, its
+    warm-up and repeats cannot fit in `timeout`. None when it should run."""
+    smaller = [
+        r for r in earlier
+        if r["method"] == case.method and r["dim"] == case.dim and r["size"] < case.size
+    ]
+    if not smaller:
+        return None
+    largest = max(smaller, key=lambda r: r["size"])
+    if largest["status"] in ("OOM", "timeout"):
+        return largest["status"], f"{largest['status']} at s={largest['size']} already"
+    if largest["status"] == "ok":
+        growth = (case.size / largest["size"]) ** 2
+        at_least = (largest["train_s"] + largest["infer_s"]) * growth * (case.repeats + 1)
+        if at_least > timeout:
+            return "timeout", (
+                f"predicted >= {at_least:.0f} s (linear in n from s={largest['size']}) "
+                f"> {timeout} s"
+            )
+    return None
+
+
 def run(case_list, timeout=600, memory_limit_bytes=None, progress=print):
-    """Measures each case in turn (fresh process each); returns the records."""
+    """Measures each case in turn (fresh process each); returns the records.
+    Cases that cannot finish (see `_hopeless`) are recorded without running."""
     results = []
     for index, case in enumerate(case_list, 1):
-        result = run_case(case, timeout, memory_limit_bytes)
+        skip = _hopeless(case, results, timeout)
+        if skip:
+            result = {**dataclasses.asdict(case), "status": skip[0], "reason": skip[1]}
+        else:
+            result = run_case(case, timeout, memory_limit_bytes)
         results.append(result)
         if progress:
             progress(f"[{index}/{len(case_list)}] {_describe(result)}")

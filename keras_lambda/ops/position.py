@@ -55,10 +55,12 @@ def dense_embeddings(kernel, spatial_shape, dilation_rate=1, causal=False):
     """Materialises E `[n, m, k, u]` from a relative kernel T `[*r, k, u]`.
 
     The paper's formulation: memory Θ(n·m·k·u). `spatial_shape` is S, n = m = Π S.
+    One gather from the flattened table with a zero row appended, which every
+    (n, m) pair outside the scope (or between dilation taps, or in the future
+    when causal) points at: no mask multiply, one scatter-add in the gradient.
     """
     rank = len(spatial_shape)
-    embeddings = kernel
-    in_scope = None
+    index = in_scope = None
     for axis, size in enumerate(spatial_shape):
         radius = (kernel.shape[axis] - 1) // 2
         position = ops.arange(size, dtype="int32")
@@ -69,21 +71,27 @@ def dense_embeddings(kernel, spatial_shape, dilation_rate=1, causal=False):
         )
         if causal:
             valid = ops.logical_and(valid, ops.less_equal(offset, 0))
-        index = ops.clip(offset // dilation_rate + radius, 0, 2 * radius)
-        # Replaces table axis `axis` by the pair (s_n, s_m).
-        embeddings = ops.take(embeddings, index, axis=2 * axis)
-        if in_scope is None:
-            in_scope = valid
-        else:  # 2-D: [H_n, H_m] and [W_n, W_m] → [H_n, H_m, W_n, W_m]
-            in_scope = ops.logical_and(in_scope[:, :, None, None], valid[None, None])
-    if rank == 2:  # [H_n, H_m, W_n, W_m, k, u] → [H_n, W_n, H_m, W_m, k, u]
-        embeddings = ops.transpose(embeddings, (0, 2, 1, 3, 4, 5))
-        in_scope = ops.transpose(in_scope, (0, 2, 1, 3))
-    embeddings = embeddings * ops.cast(in_scope, embeddings.dtype)[..., None, None]
+        axis_index = ops.clip(offset // dilation_rate + radius, 0, 2 * radius)
+        if index is None:
+            index, in_scope = axis_index, valid
+        else:  # 2-D: [H_n, H_m] and [W_n, W_m] → [H_n, W_n, H_m, W_m], row-major table
+            index = index[:, None, :, None] * kernel.shape[axis] + axis_index[None, :, None, :]
+            in_scope = ops.logical_and(in_scope[:, None, :, None], valid[None, :, None, :])
     size = 1
     for s in spatial_shape:
         size = size * s
-    return ops.reshape(embeddings, (size, size) + tuple(kernel.shape[-2:]))
+    rows = 1
+    for r in kernel.shape[:rank]:
+        rows = rows * r
+    index = ops.where(
+        ops.reshape(in_scope, (size, size)), ops.reshape(index, (size, size)), rows
+    )
+    channels = tuple(kernel.shape[rank:])  # (k, u)
+    table = ops.concatenate(
+        [ops.reshape(kernel, (rows,) + channels), ops.zeros((1,) + channels, kernel.dtype)],
+        axis=0,
+    )
+    return ops.take(table, index, axis=0)
 
 
 def einsum_position_lambdas(values, kernel, dilation_rate=1, causal=False):
