@@ -245,7 +245,7 @@ def make_tuner(
     return tuner
 
 
-def _split_validation(data, fraction):
+def split_validation(data, fraction):
     """Trials are ranked on a slice of the training split; the test split stays
     unseen until the best model is evaluated on it."""
     num_validation = max(1, int(data.num_train * fraction))
@@ -268,7 +268,7 @@ def search(config):
     strategy = make_strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)
     data = data_lib.load(config.dataset, config.data_dir, config.seed)
-    trials_data = _split_validation(data, config.validation_fraction)
+    trials_data = split_validation(data, config.validation_fraction)
     to_one_hot = one_hot(data.num_classes)
     size = config.image_size
 

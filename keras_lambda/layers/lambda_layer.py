@@ -19,6 +19,7 @@ IMPLEMENTATIONS = ("auto",) + position_ops.IMPLEMENTATIONS
 # dense einsum wins for small inputs (n·m <= 2^17) with large kernels; the FFT
 # (O(n log n)) everywhere else when the spatial size is known.
 SMALL_KERNEL_RATIO = 16
+CONVOLUTION_MAX_TAPS = 49  # beyond 7x7, TF's CPU convolutions lose to the FFT (bench r=23)
 EINSUM_MAX_PAIRS = 2**17
 
 
@@ -249,8 +250,9 @@ class LambdaLayer(keras.layers.Layer):
         """The kernel used for inputs of `spatial_shape` (resolves "auto").
 
         depthwise (u = 1) or conv (u > 1, which contracts u inside the conv) for
-        scopes small next to the input or inputs of unknown size; einsum for small
-        inputs with a global context or a large scope; fft otherwise.
+        scopes of at most 7x7 taps, small next to the input, and for inputs of
+        unknown size; einsum for small inputs; fft otherwise. Thresholds from
+        `keras-lambda bench` on CPU (benchmarks/bench-cpu.md).
         """
         if self.implementation != "auto":
             return self.implementation
@@ -266,7 +268,7 @@ class LambdaLayer(keras.layers.Layer):
             area *= reach
         if self.causal:
             area = (area + 1) // 2
-        if positions >= SMALL_KERNEL_RATIO * area:
+        if area <= CONVOLUTION_MAX_TAPS and positions >= SMALL_KERNEL_RATIO * area:
             return convolution
         if positions * positions <= EINSUM_MAX_PAIRS:
             return "einsum"

@@ -238,6 +238,9 @@ def test_global_table_sized_from_the_input():
         ({"scope": 7}, (32, 32), "depthwise"),  # depthwise 0.10, conv 0.16, fft 0.18
         ({"scope": 7, "intra_depth": 4}, (32, 32), "conv"),  # conv 0.34, depthwise 0.75
         ({"scope": 7}, (None, None), "depthwise"),
+        # b=8, d=128: depthwise 4.5 at 32x32 and grows with n; fft 0.26 at 32x32
+        ({"scope": 23}, (128, 128), "fft"),
+        ({"scope": 7}, (64, 64), "depthwise"),  # depthwise 0.99, fft 1.16, conv 1.41 (d=128)
         ({}, (512,), "fft"),  # fft 0.076, einsum 0.10, depthwise 1.0
         ({"scope": 255}, (1024,), "fft"),  # fft 0.10, depthwise 0.45, einsum 0.45
         ({"causal": True}, (256,), "einsum"),
