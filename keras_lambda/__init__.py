@@ -23,8 +23,20 @@ from keras_lambda.models import (  # noqa: E402
     feature_extractor,
 )
 
+
+
+def __getattr__(name):
+    # KerasTuner is imported only when the tuning API is asked for.
+    if name == "LambdaResNetHyperModel":
+        from keras_lambda.tuning import LambdaResNetHyperModel
+
+        return LambdaResNetHyperModel
+    raise AttributeError(f"module 'keras_lambda' has no attribute {name!r}")
+
+
 __all__ = [
     "LambdaLayer",
+    "LambdaResNetHyperModel",
     "LambdaResNet",
     "LambdaResNet50",
     "LambdaResNet101",
