@@ -37,13 +37,18 @@ class TrainConfig:
     verbose: int = 1
 
 
-def validate(config):
-    """Raises ValueError naming the first bad setting."""
-    choices = (("model", MODELS), ("strategy", STRATEGIES), ("precision", PRECISIONS))
+def _check_choices(config, choices):
     for field, allowed in choices:
         value = getattr(config, field)
         if value not in allowed:
             raise UsageError(f"unknown --{field} {value!r}; choose from {', '.join(allowed)}")
+
+
+def validate(config):
+    """Raises UsageError naming the first bad setting."""
+    _check_choices(
+        config, (("model", MODELS), ("strategy", STRATEGIES), ("precision", PRECISIONS))
+    )
     if config.dataset != "digits" and not (
         config.dataset.startswith("tfds:") and len(config.dataset) > 5
     ):
@@ -104,11 +109,9 @@ def parse_space(items):
 
 def validate_tune(config):
     """Raises UsageError naming the first bad tuning setting."""
-    choices = (("tuner", TUNERS), ("strategy", TUNE_STRATEGIES), ("precision", PRECISIONS))
-    for field, allowed in choices:
-        value = getattr(config, field)
-        if value not in allowed:
-            raise UsageError(f"unknown --{field} {value!r}; choose from {', '.join(allowed)}")
+    _check_choices(
+        config, (("tuner", TUNERS), ("strategy", TUNE_STRATEGIES), ("precision", PRECISIONS))
+    )
     for field in ("max_trials", "epochs"):
         if getattr(config, field) < 1:
             raise UsageError(f"--{field.replace('_', '-')} must be >= 1, got {getattr(config, field)}")

@@ -75,7 +75,7 @@ def _check_entry(name, value):
 
 
 class LambdaResNetHyperModel(keras_tuner.HyperModel):
-    """A KerasTuner `HyperModel` of small LambdaResNets (resnet-d base, 4 stages).
+    """A KerasTuner `HyperModel` of small LambdaResNets (ResNet-RS base, 4 stages).
 
     `build(hp)` builds and compiles the model; `fit(hp, model, x, ...)` picks
     the batch size and trains. The search space is `SEARCH_SPACE` (module
@@ -100,7 +100,7 @@ class LambdaResNetHyperModel(keras_tuner.HyperModel):
     ```python
     hypermodel = LambdaResNetHyperModel((32, 32, 3), 10, scope=0, num_heads=4)
     tuner = keras_tuner.RandomSearch(hypermodel, objective="val_accuracy", max_trials=10)
-    tuner.search(x_train, y_train, validation_data=(x_val, y_val), epochs=5)
+    tuner.search(x_train, y_train, validation_data=(x_val, y_val), epochs=5)  # y one-hot
     ```
     """
 
@@ -140,7 +140,7 @@ class LambdaResNetHyperModel(keras_tuner.HyperModel):
         if name in FLOAT_ENTRIES and isinstance(space, tuple):
             return hp.Float(name, space[0], space[1], sampling="log")
         if isinstance(space, (list, tuple)):
-            return space[0] if len(space) == 1 else hp.Choice(name, list(space))
+            return hp.Fixed(name, space[0]) if len(space) == 1 else hp.Choice(name, list(space))
         return hp.Fixed(name, space)
 
     def build(self, hp):
