@@ -73,6 +73,35 @@ def layer_table(rows):
     return header + "\n".join(lines) + "\n"
 
 
+SUMMARY_METHODS = ("lambda/global/auto", "lambda/r23/auto", "lambda/r7/auto", "lambda/content",
+                   BASELINE, "paper")
+
+
+def summary_table(results, dim=128):
+    """Sizes down, methods across: train ms and peak MiB at one d."""
+    present = [m for m in SUMMARY_METHODS if any(r["method"] == m and r["dim"] == dim
+                                                  for r in results)]
+    sizes = sorted({r["size"] for r in results if r["dim"] == dim})
+    if not present or not sizes:
+        return ""
+    lines = [
+        f"| s (n = s²), d = {dim} | " + " | ".join(present) + " |",
+        "|---" + "|---:" * len(present) + "|",
+    ]
+    for size in sizes:
+        cells = []
+        for method in present:
+            result = _find(results, method, size, dim)
+            if result is None:
+                cells.append("")
+            elif _ok(result):
+                cells.append(f"{result['train_s'] * 1e3:,.0f} ms · {result['peak_bytes'] / MIB:,.0f} MiB")
+            else:
+                cells.append(result["status"])
+        lines.append(f"| {size}x{size} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def model_table(rows):
     lines = []
     for row in rows:
@@ -202,6 +231,8 @@ def markdown(results, machine, command, memory_limit_bytes=None):
         "(same s, d, batch, same run); memory vs MHA = this peak / MHA's.\n",
         "## Targets\n",
         targets_table(targets(results, memory_limit_bytes)),
+        "## Summary: train step and peak memory\n",
+        summary_table(results),
         "## Layers (batch 8, h = 4, k = 16, u = 1)\n",
         layer_table(rows),
     ]

@@ -179,3 +179,12 @@ def test_bad_bench_input_is_one_line_exit_2(tmp_path, args, message):
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_summary_table_puts_sizes_down_and_methods_across():
+    results = [fake("attention", 16, 0.05, 0.1), fake("lambda/global/auto", 16, 0.04, 0.05),
+               fake("attention", 32, 1, 1, status="OOM")]
+    table = bench_report.summary_table(results).splitlines()
+    assert table[0] == "| s (n = s²), d = 128 | lambda/global/auto | attention |"
+    assert table[2] == "| 16x16 | 40 ms · 51 MiB | 50 ms · 102 MiB |"
+    assert table[3] == "| 32x32 |  | OOM |"
