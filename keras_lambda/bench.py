@@ -90,10 +90,9 @@ def _build(case):
         elif name == "lambda_resnet50":
             model = models.LambdaResNet50(input_shape=shape, classes=1000)
         else:  # the tiny network `keras-lambda train` trains
-            model = models.LambdaResNet(
-                stackwise_num_blocks=(1, 1, 1, 1), width_multiplier=0.25, placement="CCLL",
-                scope=None, key_dim=8, input_shape=shape, classes=1000,
-            )
+            from keras_lambda.train import TrainConfig, build_model
+
+            model = build_model(TrainConfig(), shape, 1000)
         return model, (case.batch,) + shape
     shape = (case.batch, case.size, case.size, case.dim)
     if case.method == "attention":

@@ -95,7 +95,8 @@ def _add_bench(commands):
     bench.add_argument("--dims", type=int, nargs="+", default=list(DIMS), help="channels d")
     bench.add_argument("--methods", nargs="+", default=list(LAYER_METHODS + MODEL_METHODS),
                        metavar="METHOD", help="any of: " + ", ".join(LAYER_METHODS + MODEL_METHODS))
-    bench.add_argument("--batch", type=int, default=8)
+    bench.add_argument("--batch", type=int, default=8,
+                       help="batch of the layer cases (model cases: 16 images of 128 px)")
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--timeout", type=int, default=600, help="seconds per case")
     bench.add_argument("--memory-limit-gib", type=float,
