@@ -129,8 +129,9 @@ def test_ratios_are_against_attention_of_the_same_size_and_d():
 
 def test_targets_are_judged_from_the_measurements():
     results = [
-        fake("attention", 64, 10.0, 6.0), fake("lambda/global/auto", 64, 4.0, 1.0),
-        fake("lambda/global/fft", 64, 3.9, 1.0), fake("lambda/global/einsum", 64, 9.0, 4.0),
+        fake("attention", 64, 10.0, 6.0),
+        fake("lambda/global/auto", 64, 4.0, 1.0, implementation="einsum"),
+        fake("lambda/global/fft", 64, 3.9, 1.0), fake("lambda/global/einsum", 64, 4.02, 4.0),
         fake("paper", 64, 13.0, 5.0),
         fake("attention", 128, 0, 0, status="OOM"), fake("lambda/global/auto", 128, 20.0, 6.0),
         fake("lambda/r7/auto", 32, 0.1, 0.1), fake("lambda/r7/auto", 128, 1.6, 1.7),
@@ -142,9 +143,12 @@ def test_targets_are_judged_from_the_measurements():
     assert checks["2."][1] is True and "OOM" in checks["2."][0]  # 6.5 GiB process peak
     assert checks["3."] == ("3.25x", True)
     assert checks["4."] == ("r=7: 1.02", True)  # log(17) / log(16)
-    assert checks["5."][1] is True and "+3%" in checks["5."][0]
+    # judged on the picked implementation's own case: einsum, 4.02 s vs fft's 3.9 s
+    assert checks["5."][1] is True and "picks einsum, +3% vs fft" in checks["5."][0]
     assert checks["6."] == ("0.70x", False)
-    slow_auto = results + [fake("lambda/global/auto", 32, 2.0, 1), fake("lambda/global/fft", 32, 1.0, 1)]
+    slow_auto = results + [fake("lambda/global/auto", 32, 2.0, 1, implementation="einsum"),
+                           fake("lambda/global/einsum", 32, 2.0, 1),
+                           fake("lambda/global/fft", 32, 1.0, 1)]
     checks = {name[:2]: met for name, _, met in bench_report.targets(slow_auto)}
     assert checks["5."] is False
     assert all(met is None for _, _, met in bench_report.targets([]))
