@@ -19,7 +19,9 @@ IMPLEMENTATIONS = ("auto",) + position_ops.IMPLEMENTATIONS
 # dense einsum wins for small inputs (n·m <= 2^17) with large kernels; the FFT
 # (O(n log n)) everywhere else when the spatial size is known.
 SMALL_KERNEL_RATIO = 16
-CONVOLUTION_MAX_TAPS = 49  # beyond 7x7, TF's CPU convolutions lose to the FFT (bench r=23)
+# Up to 5x5 taps a depthwise convolution beats the FFT; at 7x7 they tie at d=128 and the FFT
+# wins by ~30% at d=256; at 23x23 the FFT is 8-10x faster (benchmarks/bench-cpu.md).
+CONVOLUTION_MAX_TAPS = 25
 EINSUM_MAX_PAIRS = 2**17
 
 
@@ -250,7 +252,7 @@ class LambdaLayer(keras.layers.Layer):
         """The kernel used for inputs of `spatial_shape` (resolves "auto").
 
         depthwise (u = 1) or conv (u > 1, which contracts u inside the conv) for
-        scopes of at most 7x7 taps, small next to the input, and for inputs of
+        scopes of at most 5x5 taps, small next to the input, and for inputs of
         unknown size; einsum for small inputs; fft otherwise. Thresholds from
         `keras-lambda bench` on CPU (benchmarks/bench-cpu.md).
         """

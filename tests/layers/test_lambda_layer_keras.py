@@ -235,12 +235,14 @@ def test_global_table_sized_from_the_input():
         ({}, (32, 32), "fft"),  # fft 0.50, einsum 0.63, depthwise 9.7
         ({"scope": 23}, (32, 32), "fft"),  # fft 0.23, einsum 0.46, depthwise 0.97
         ({"scope": 23}, (64, 64), "fft"),  # fft 1.4, depthwise 4.0
-        ({"scope": 7}, (32, 32), "depthwise"),  # depthwise 0.10, conv 0.16, fft 0.18
-        ({"scope": 7, "intra_depth": 4}, (32, 32), "conv"),  # conv 0.34, depthwise 0.75
-        ({"scope": 7}, (None, None), "depthwise"),
-        # b=8, d=128: depthwise 4.5 at 32x32 and grows with n; fft 0.26 at 32x32
-        ({"scope": 23}, (128, 128), "fft"),
-        ({"scope": 7}, (64, 64), "depthwise"),  # depthwise 0.99, fft 1.16, conv 1.41 (d=128)
+        # keras-lambda bench, b=8, d=128 / d=256, train step in seconds:
+        ({"scope": 7}, (32, 32), "fft"),  # fft 0.23 / 0.62, depthwise 0.25 / 0.75, conv 0.31 / 0.52
+        ({"scope": 7}, (64, 64), "fft"),  # fft 1.04 / 2.17, depthwise 1.13 / 3.05, conv 1.43 / 2.35
+        ({"scope": 7, "intra_depth": 4}, (32, 32), "fft"),
+        ({"scope": 5}, (32, 32), "depthwise"),  # 25 taps: half the depthwise work of 7x7
+        ({"scope": 3, "intra_depth": 4}, (32, 32), "conv"),
+        ({"scope": 7}, (None, None), "depthwise"),  # unknown size: a convolution
+        ({"scope": 23}, (128, 128), "fft"),  # fft 5.4, depthwise 45, conv 33
         ({}, (512,), "fft"),  # fft 0.076, einsum 0.10, depthwise 1.0
         ({"scope": 255}, (1024,), "fft"),  # fft 0.10, depthwise 0.45, einsum 0.45
         ({"causal": True}, (256,), "einsum"),
