@@ -55,7 +55,8 @@ def _cell(row):
         f"{row['infer_s'] * 1e3:,.0f}",
         f"{row['peak_bytes'] / MIB:,.0f}",
         memory,
-        row.get("implementation", ""),
+        row.get("implementation", "")
+        + (f" (timed with {row['measured_with']})" if "measured_with" in row else ""),
     ]
 
 

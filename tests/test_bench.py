@@ -125,6 +125,8 @@ def test_ratios_are_against_attention_of_the_same_size_and_d():
     assert rows[1]["memory_ratio"] == pytest.approx(0.2)
     table = bench_report.layer_table(rows)
     assert "| 128 | 32 | lambda/global/auto | 500 | 4.00x |" in table
+    rows[1].update(implementation="fft", measured_with="depthwise")
+    assert "| fft (timed with depthwise) |" in bench_report.layer_table(rows)
 
 
 def test_targets_are_judged_from_the_measurements():
