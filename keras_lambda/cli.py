@@ -89,7 +89,8 @@ def _add_bench(commands):
         "MultiHeadAttention measured in the same run. Writes NAME.md/.json/.png.",
     )
     bench.add_argument("--quick", action="store_true",
-                       help="a one-minute subset: s 16 and 32, d 128, five methods, no models")
+                       help="a short subset (1-2 min on 2 CPU cores): s 16 and 32, d 128, five "
+                       "methods, no models")
     bench.add_argument("--sizes", type=int, nargs="+", default=list(SIZES),
                        help="image sides s (n = s²)")
     bench.add_argument("--dims", type=int, nargs="+", default=list(DIMS), help="channels d")
