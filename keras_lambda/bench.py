@@ -26,9 +26,10 @@ import subprocess
 import sys
 import time
 
+from keras_lambda.ops.position import IMPLEMENTATIONS as KERNELS
 from keras_lambda.options import UsageError
 
-IMPLEMENTATIONS = ("einsum", "conv", "depthwise", "fft", "auto")
+IMPLEMENTATIONS = KERNELS + ("auto",)
 LAYER_METHODS = (
     tuple(f"lambda/global/{impl}" for impl in IMPLEMENTATIONS)
     + tuple(f"lambda/r{scope}/{impl}" for scope in (7, 23) for impl in IMPLEMENTATIONS)
@@ -175,7 +176,7 @@ def measure(case):
         "infer_s": infer_seconds,
         "peak_bytes": int(peak),
         "process_peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "params": int(sum(int(tf.size(v)) for v in module.weights)),
+        "params": module.count_params(),
         "device": "GPU" if gpu else "CPU",
     }
     if is_model:
