@@ -57,6 +57,20 @@ class Case:
     jit_compile: bool = False
 
 
+@dataclasses.dataclass
+class Race:
+    """Layer methods timed against each other in one process, round by round:
+    each round times one train step of every method, in an order that rotates,
+    so a slow spell of a shared machine costs them all alike. It decides the
+    near-ties that separate processes cannot (their medians move by ~15%)."""
+
+    methods: tuple
+    size: int
+    dim: int
+    batch: int = 8
+    rounds: int = 7
+
+
 def cases(methods, sizes, dims, batch=8, repeats=3, model_size=128, model_batch=16):
     """The cases of a run: every layer method at every size and d, then models."""
     layer_cases = [
@@ -125,22 +139,22 @@ def _median_seconds(function, argument, repeats):
     return statistics.median(seconds)
 
 
-def measure(case):
-    """Runs `case` in this process; returns the measured dict (see module doc)."""
+def _steps(module, shape, is_model, batch, jit_compile):
+    """Builds `module`; returns (train_step, infer_step, input): tf.functions of
+    one training step (gradients of every weight and the input; models: + SGD
+    update) and one inference call."""
     import keras
     import tensorflow as tf
 
-    module, shape = _build(case)
-    is_model = case.method.startswith("model/")
     x = keras.random.normal(shape, seed=0)
     module(x)  # build
     variables = module.trainable_variables
     optimizer = keras.optimizers.SGD(0.01) if is_model else None
     if optimizer is not None:
         optimizer.build(variables)
-        labels = tf.one_hot(tf.range(case.batch) % 1000, 1000)
+        labels = tf.one_hot(tf.range(batch) % 1000, 1000)
 
-    @tf.function(jit_compile=case.jit_compile)
+    @tf.function(jit_compile=jit_compile)
     def train_step(x):
         with tf.GradientTape() as tape:
             tape.watch(x)
@@ -155,10 +169,20 @@ def measure(case):
             optimizer.apply(gradients[:-1], variables)
         return loss + tf.add_n([tf.reduce_sum(g) for g in gradients]) * 0.0
 
-    @tf.function(jit_compile=case.jit_compile)
+    @tf.function(jit_compile=jit_compile)
     def infer_step(x):
         return tf.reduce_sum(tf.cast(module(x, training=False), "float32"))
 
+    return train_step, infer_step, x
+
+
+def measure(case):
+    """Runs `case` in this process; returns the measured dict (see module doc)."""
+    import tensorflow as tf
+
+    module, shape = _build(case)
+    is_model = case.method.startswith("model/")
+    train_step, infer_step, x = _steps(module, shape, is_model, case.batch, case.jit_compile)
     gpu = bool(tf.config.list_logical_devices("GPU"))
     if gpu:
         tf.config.experimental.reset_memory_stats("GPU:0")
@@ -186,6 +210,36 @@ def measure(case):
     return result
 
 
+def race(contest):
+    """Runs a `Race` in this process: {"train_s": {method: median over rounds},
+    "rounds_s": {method: [seconds each round]}, "implementation": {auto method:
+    the kernel it picked}}."""
+    methods = list(contest.methods)
+    steps, picked = {}, {}
+    for method in methods:
+        case = Case(method, contest.size, contest.dim, contest.batch)
+        module, shape = _build(case)
+        train_step, _, x = _steps(module, shape, False, contest.batch, False)
+        train_step(x).numpy()  # warm-up: tracing, allocation
+        steps[method] = (train_step, x)
+        if method.endswith("/auto"):
+            picked[method] = module.position_implementation((contest.size, contest.size))
+    seconds = {method: [] for method in methods}
+    for round_index in range(contest.rounds):
+        shift = round_index % len(methods)
+        for method in methods[shift:] + methods[:shift]:
+            train_step, x = steps[method]
+            started = time.perf_counter()
+            train_step(x).numpy()
+            seconds[method].append(time.perf_counter() - started)
+    return {
+        "status": "ok",
+        "train_s": {method: statistics.median(s) for method, s in seconds.items()},
+        "rounds_s": seconds,
+        "implementation": picked,
+    }
+
+
 # ---------------------------------------------------------------- in the parent
 
 OOM_SIGNS = ("ResourceExhausted", "bad_alloc", "Out of memory", "OOM", "MemoryError",
@@ -193,8 +247,9 @@ OOM_SIGNS = ("ResourceExhausted", "bad_alloc", "Out of memory", "OOM", "MemoryEr
 
 
 def run_case(case, timeout=600, memory_limit_bytes=None):
-    """Measures `case` in a fresh process. Status: ok, OOM (an allocation failed
-    or the process was killed for memory), timeout, or error (with the reason)."""
+    """Measures `case` (a Case or a Race) in a fresh process. Status: ok, OOM (an
+    allocation failed or the process was killed for memory), timeout, or error
+    (with the reason)."""
     record = dataclasses.asdict(case)
 
     def limit_memory():
@@ -210,7 +265,7 @@ def run_case(case, timeout=600, memory_limit_bytes=None):
             preexec_fn=limit_memory, env=environment,
         )
     except subprocess.TimeoutExpired:
-        return {**record, "status": "timeout", "reason": f"> {timeout} s"}
+        return {**record, "status": "timeout", "reason": f"> {timeout} s", "wall_s": timeout}
     record["wall_s"] = round(time.time() - started, 1)
     lines = process.stdout.strip().splitlines()
     if process.returncode == 0 and lines:
@@ -356,9 +411,12 @@ def benchmark(
 
 
 if __name__ == "__main__":  # the child process of `run_case`
-    case = Case(**json.loads(sys.argv[1]))
+    fields = json.loads(sys.argv[1])
     try:
-        print(json.dumps(measure(case)))
+        if "methods" in fields:
+            print(json.dumps(race(Race(**fields))))
+        else:
+            print(json.dumps(measure(Case(**fields))))
     except MemoryError:
         print("MemoryError", file=sys.stderr)
         sys.exit(3)

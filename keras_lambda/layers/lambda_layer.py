@@ -13,16 +13,20 @@ from keras_lambda.ops import position as position_ops
 POSITIONS = ("relative", None)
 IMPLEMENTATIONS = ("auto",) + position_ops.IMPLEMENTATIONS
 
-# `implementation="auto"`, from train-step timings on CPU (TensorFlow, see the
-# layer tests for the decisions they pin): a convolution costs per kernel tap, so
-# it wins while the kernel area A inside the input is small (m >= 16·A); the
-# dense einsum wins for small inputs (n·m <= 2^17) with large kernels; the FFT
-# (O(n log n)) everywhere else when the spatial size is known.
+# `implementation="auto"`, from train-step timings on CPU (TensorFlow, b=8; see
+# the layer tests for the decisions they pin). A convolution costs per kernel
+# tap, so it wins while the kernel area A inside the input is small (n >= 16·A).
+# Between the dense einsum and the FFT: the einsum's time goes with its n² pairs
+# (gathering E [n, n, k] and scattering its gradient), the FFT's with its grid
+# G (>= (s + reach)^rank cells) times the v value channels it transforms, so the
+# einsum wins while n² <= 6·G·v. Measured: einsum ahead at ratios n²/(G·v) of
+# 2-5 (2x at 24x24 global), the FFT ahead from 8 (32x32 global: by 11% at v=32;
+# the einsum by 23% at v=64, ratio 4).
 SMALL_KERNEL_RATIO = 16
 # Up to 5x5 taps a depthwise convolution beats the FFT; at 7x7 they tie at d=128 and the FFT
 # wins by ~30% at d=256; at 23x23 the FFT is 8-10x faster (benchmarks/bench-cpu.md).
 CONVOLUTION_MAX_TAPS = 25
-EINSUM_MAX_PAIRS = 2**17
+EINSUM_PAIRS_PER_FFT_VALUE = 6
 
 
 class _ProjectionInitializer(keras.initializers.Initializer):
@@ -248,13 +252,13 @@ class LambdaLayer(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self._resolved_output_dim(input_shape),)
 
-    def position_implementation(self, spatial_shape):
+    def position_implementation(self, spatial_shape, value_dim=None):
         """The kernel used for inputs of `spatial_shape` (resolves "auto").
 
         depthwise (u = 1) or conv (u > 1, which contracts u inside the conv) for
         scopes of at most 5x5 taps, small next to the input, and for inputs of
-        unknown size; einsum for small inputs; fft otherwise. Thresholds from
-        `keras-lambda bench` on CPU (benchmarks/bench-cpu.md).
+        unknown size; else einsum or fft by their cost model (module comment).
+        `value_dim` (v) defaults to the built layer's, or output_dim / h.
         """
         if self.implementation != "auto":
             return self.implementation
@@ -262,17 +266,24 @@ class LambdaLayer(keras.layers.Layer):
         if any(size is None for size in spatial_shape):
             return convolution
         positions = math.prod(spatial_shape)
+        taps = [2 * size - 1 if self.scope is None else self.scope for size in spatial_shape]
         area = 1  # kernel taps that meet the input
-        for size in spatial_shape:
-            reach = 2 * size - 1
-            if self.scope is not None:
-                reach = min(self.scope, 2 * ((size - 1) // self.dilation_rate) + 1)
-            area *= reach
+        for size, reach in zip(spatial_shape, taps):
+            area *= min(reach, 2 * ((size - 1) // self.dilation_rate) + 1)
         if self.causal:
             area = (area + 1) // 2
         if area <= CONVOLUTION_MAX_TAPS and positions >= SMALL_KERNEL_RATIO * area:
             return convolution
-        if positions * positions <= EINSUM_MAX_PAIRS:
+        value_dim = value_dim or getattr(self, "value_dim", None)
+        if value_dim is None and self.output_dim is not None:
+            value_dim = self.output_dim // self.num_heads
+        if value_dim is None:
+            raise ValueError(
+                "position_implementation needs value_dim for an unbuilt layer without "
+                "output_dim: build the layer or pass value_dim."
+            )
+        grid = math.prod(position_ops.fft_lengths(spatial_shape, taps, self.dilation_rate))
+        if positions**2 <= EINSUM_PAIRS_PER_FFT_VALUE * grid * value_dim:
             return "einsum"
         return "fft"
 

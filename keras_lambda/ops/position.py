@@ -176,6 +176,17 @@ def _fast_fft_length(minimum):
         length += 1
 
 
+def fft_lengths(spatial_shape, kernel_shape, dilation_rate=1):
+    """Per axis, the grid `fft_position_lambdas` transforms on: the smallest
+    smooth L >= s + reach, reach = the kernel radius (after dilation) clipped to
+    the offsets that meet the input (s − 1)."""
+    lengths = []
+    for size, taps in zip(spatial_shape, kernel_shape):
+        reach = min((taps - 1) * dilation_rate // 2, size - 1)
+        lengths.append(_fast_fft_length(size + reach))
+    return tuple(lengths)
+
+
 def _rfftn(x, lengths):
     """Real FFT over the last 1 or 2 axes of x, zero-padded to `lengths`.
 
@@ -241,15 +252,13 @@ def fft_position_lambdas(values, kernel, dilation_rate=1, causal=False, portable
     # Spatial axes last: values [b, v, u, *S], kernel [k, u, *r].
     values = ops.transpose(values, (0, rank + 1, rank + 2) + tuple(range(1, rank + 1)))
     kernel = ops.transpose(kernel, (rank, rank + 1) + tuple(range(rank)))
-    lengths = []
-    for axis, size in enumerate(spatial):
+    lengths = fft_lengths(spatial, kernel.shape[2:], dilation_rate)
+    for axis, (size, length) in enumerate(zip(spatial, lengths)):
         kernel_axis = 2 + axis
         kernel = _dilate(kernel, kernel_axis, dilation_rate)
         radius = (kernel.shape[kernel_axis] - 1) // 2
         reach = min(radius, size - 1)  # offsets beyond the input meet zeros only
         kernel = ops.take(kernel, ops.arange(radius - reach, radius + reach + 1), axis=kernel_axis)
-        length = _fast_fft_length(size + reach)
-        lengths.append(length)
         if causal:  # keep offsets <= 0 (the first reach + 1 taps)
             mask = ops.cast(ops.arange(2 * reach + 1) <= reach, kernel.dtype)
             kernel = kernel * mask

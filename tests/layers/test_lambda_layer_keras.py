@@ -226,30 +226,58 @@ def test_global_table_sized_from_the_input():
     assert tuple(sequence.embedding.table.shape) == (7, 16, 1)
 
 
+D64 = {"output_dim": 64}  # v = 16 with the default h = 4
+D128 = {"output_dim": 128}  # v = 32
+D256 = {"output_dim": 256}  # v = 64
+
+
 @pytest.mark.parametrize(
     "kwargs, spatial, expected",
     [
-        # Train-step timings behind each choice (CPU, b=8, d=64, seconds):
-        ({}, (16, 16), "einsum"),  # einsum 0.04, fft 0.13, depthwise 0.51
-        ({"intra_depth": 4}, (16, 16), "einsum"),  # einsum 0.10, fft 0.14, conv 0.96
-        ({}, (32, 32), "fft"),  # fft 0.50, einsum 0.63, depthwise 9.7
-        ({"scope": 23}, (32, 32), "fft"),  # fft 0.23, einsum 0.46, depthwise 0.97
-        ({"scope": 23}, (64, 64), "fft"),  # fft 1.4, depthwise 4.0
+        # Train-step timings behind each choice (CPU, b=8, k=16, seconds; "race": medians
+        # of 7 interleaved rounds in one process, as `keras-lambda bench` decides near-ties):
+        (D64, (16, 16), "einsum"),  # einsum 0.04, fft 0.13, depthwise 0.51
+        ({**D64, "intra_depth": 4}, (16, 16), "einsum"),  # einsum 0.10, fft 0.14, conv 0.96
+        (D64, (32, 32), "fft"),  # fft 0.50, einsum 0.63, depthwise 9.7
+        (D128, (24, 24), "einsum"),  # race: einsum 0.17, fft 0.32
+        (D256, (24, 24), "einsum"),  # race: einsum 0.27, fft 0.62
+        (D128, (32, 32), "fft"),  # race: fft 0.56, einsum 0.63
+        (D256, (32, 32), "einsum"),  # races: einsum 0.93 / 1.00, fft 1.14 / 1.22
+        ({**D64, "scope": 23}, (32, 32), "fft"),  # fft 0.23, einsum 0.46, depthwise 0.97
+        ({**D256, "scope": 23}, (32, 32), "fft"),  # race: fft 0.70, einsum 0.88
+        ({**D64, "scope": 23}, (64, 64), "fft"),  # fft 1.4, depthwise 4.0
         # keras-lambda bench, b=8, d=128 / d=256, train step in seconds:
-        ({"scope": 7}, (32, 32), "fft"),  # fft 0.23 / 0.62, depthwise 0.25 / 0.75, conv 0.31 / 0.52
-        ({"scope": 7}, (64, 64), "fft"),  # fft 1.04 / 2.17, depthwise 1.13 / 3.05, conv 1.43 / 2.35
-        ({"scope": 7, "intra_depth": 4}, (32, 32), "fft"),
+        ({**D128, "scope": 7}, (32, 32), "fft"),  # fft 0.23, depthwise 0.25, conv 0.31
+        ({**D256, "scope": 7}, (32, 32), "fft"),  # race: fft 0.61, conv 0.81, depthwise 0.82
+        ({**D128, "scope": 7}, (64, 64), "fft"),  # fft 1.04 / 2.17, depthwise 1.13 / 3.05
+        ({**D64, "scope": 7, "intra_depth": 4}, (32, 32), "fft"),
         ({"scope": 5}, (32, 32), "depthwise"),  # 25 taps: half the depthwise work of 7x7
         ({"scope": 3, "intra_depth": 4}, (32, 32), "conv"),
         ({"scope": 7}, (None, None), "depthwise"),  # unknown size: a convolution
-        ({"scope": 23}, (128, 128), "fft"),  # fft 5.4, depthwise 45, conv 33
-        ({}, (512,), "fft"),  # fft 0.076, einsum 0.10, depthwise 1.0
-        ({"scope": 255}, (1024,), "fft"),  # fft 0.10, depthwise 0.45, einsum 0.45
-        ({"causal": True}, (256,), "einsum"),
+        ({**D128, "scope": 23}, (128, 128), "fft"),  # fft 5.4, depthwise 45, conv 33
+        # sequences, races:
+        (D64, (512,), "fft"),  # fft 0.047, einsum 0.099
+        (D256, (512,), "einsum"),  # einsum 0.22, fft 0.27
+        ({**D64, "causal": True}, (256,), "fft"),  # fft 0.053, einsum 0.063
+        ({**D256, "causal": True}, (256,), "einsum"),  # einsum 0.13, fft 0.14
+        ({**D64, "scope": 255}, (1024,), "fft"),  # fft 0.10, depthwise 0.45, einsum 0.45
     ],
 )
 def test_auto_follows_the_measured_cost_model(kwargs, spatial, expected):
     assert LambdaLayer(**kwargs).position_implementation(spatial) == expected
+
+
+def test_auto_reads_v_from_the_built_layer():
+    layer = LambdaLayer(scope=23)  # output_dim: the input's channels
+    with pytest.raises(ValueError, match="needs value_dim"):
+        layer.position_implementation((32, 32))
+    assert layer.position_implementation((24, 24), value_dim=64) == "einsum"
+    assert layer.position_implementation((24, 24), value_dim=16) == "fft"
+    layer.build((None, 24, 24, 256))
+    assert layer.position_implementation((24, 24)) == "einsum"  # v = 64 from the build
+    narrow = LambdaLayer(scope=23)
+    narrow.build((None, 24, 24, 64))
+    assert narrow.position_implementation((24, 24)) == "fft"  # v = 16
 
 
 def test_explicit_implementation_is_kept():
