@@ -6,6 +6,10 @@ an allocation failure ends that process only (reported as OOM). Per case:
 train-step time (forward + backward, median of `repeats` after a warm-up
 call), inference time (same), and peak memory (on CPU the growth of resident
 memory over the steps, from `getrusage`; on GPU TensorFlow's peak allocation).
+Separate processes on a shared machine differ by up to ~15% for the same
+kernel, too much to tell near-ties apart; so where `auto`'s pick is not the
+fastest by a clear margin, `auto` then races the implementations within reach
+in one process (`Race`), and those races judge it.
 
 Layer methods (images `[b, s, s, d]`, h = 4 heads, k = 16, u = 1):
 `lambda/global/IMPL`, `lambda/r7/IMPL`, `lambda/r23/IMPL` (IMPL one of
@@ -37,6 +41,8 @@ LAYER_METHODS = (
 )
 MODEL_METHODS = ("model/lambda_resnet50", "model/tiny", "model/resnet50")
 BASELINE = "attention"  # layer ratios are against it
+SLOWER_LIMIT = 5  # an implementation this much slower than the best is not run at larger sizes
+RACE_WITHIN = 1.5  # implementations within this factor of the fastest race `auto`
 MODEL_BASELINE = "model/resnet50"
 SIZES = (16, 32, 64, 128)
 DIMS = (128, 256)
@@ -210,17 +216,24 @@ def measure(case):
     return result
 
 
+RACE_UNIT_SECONDS = 0.25  # a round times enough consecutive steps to fill this
+
+
 def race(contest):
     """Runs a `Race` in this process: {"train_s": {method: median over rounds},
-    "rounds_s": {method: [seconds each round]}, "implementation": {auto method:
-    the kernel it picked}}."""
+    "rounds_s": {method: [seconds a step, each round]}, "calls": {method: steps
+    timed together in a round}, "implementation": {auto method: its kernel}}."""
     methods = list(contest.methods)
-    steps, picked = {}, {}
+    steps, calls, picked = {}, {}, {}
     for method in methods:
         case = Case(method, contest.size, contest.dim, contest.batch)
         module, shape = _build(case)
         train_step, _, x = _steps(module, shape, False, contest.batch, False)
         train_step(x).numpy()  # warm-up: tracing, allocation
+        started = time.perf_counter()
+        train_step(x).numpy()
+        # Short steps are timed several in a row: one alone is mostly noise.
+        calls[method] = max(1, round(RACE_UNIT_SECONDS / (time.perf_counter() - started)))
         steps[method] = (train_step, x)
         if method.endswith("/auto"):
             picked[method] = module.position_implementation((contest.size, contest.size))
@@ -230,12 +243,15 @@ def race(contest):
         for method in methods[shift:] + methods[:shift]:
             train_step, x = steps[method]
             started = time.perf_counter()
-            train_step(x).numpy()
-            seconds[method].append(time.perf_counter() - started)
+            for _ in range(calls[method]):
+                result = train_step(x)
+            result.numpy()
+            seconds[method].append((time.perf_counter() - started) / calls[method])
     return {
         "status": "ok",
         "train_s": {method: statistics.median(s) for method, s in seconds.items()},
         "rounds_s": seconds,
+        "calls": calls,
         "implementation": picked,
     }
 
@@ -300,10 +316,26 @@ def machine():
     )
 
 
+def _fastest_rival(case, earlier, size):
+    """The fastest other explicit implementation of `case`'s lambda context (same d
+    and batch) measured at `size`, or None (also for methods without rivals)."""
+    parts = case.method.split("/")
+    if len(parts) != 3 or parts[2] == "auto":
+        return None
+    rivals = [
+        r for r in earlier
+        if r["status"] == "ok" and r["method"] != case.method
+        and r["method"].startswith(f"lambda/{parts[1]}/") and not r["method"].endswith("/auto")
+        and (r["size"], r["dim"], r["batch"]) == (size, case.dim, case.batch)
+    ]
+    return min(rivals, key=lambda r: r["train_s"], default=None)
+
+
 def _hopeless(case, earlier, timeout):
     """Why `case` need not run: the same method and d at a smaller size ran out
-    of memory or time, or took so long that, growing at least linearly in n, its
-    warm-up and repeats cannot fit in `timeout`. None when it should run."""
+    of memory or time, was SLOWER_LIMIT times slower than another implementation
+    of the same context, or took so long that, growing at least linearly in n,
+    its warm-up and repeats cannot fit in `timeout`. None when it should run."""
     smaller = [
         r for r in earlier
         if r["method"] == case.method and r["dim"] == case.dim and r["size"] < case.size
@@ -311,17 +343,51 @@ def _hopeless(case, earlier, timeout):
     if not smaller:
         return None
     largest = max(smaller, key=lambda r: r["size"])
-    if largest["status"] in ("OOM", "timeout"):
+    if largest["status"] in ("OOM", "timeout", "skipped"):
         return largest["status"], f"{largest['status']} at s={largest['size']} already"
-    if largest["status"] == "ok":
-        growth = (case.size / largest["size"]) ** 2
-        at_least = (largest["train_s"] + largest["infer_s"]) * growth * (case.repeats + 1)
-        if at_least > timeout:
-            return "timeout", (
-                f"predicted >= {at_least:.0f} s (linear in n from s={largest['size']}) "
-                f"> {timeout} s"
-            )
+    if largest["status"] != "ok":
+        return None
+    rival = _fastest_rival(case, earlier, largest["size"])
+    if rival is not None and largest["train_s"] > SLOWER_LIMIT * rival["train_s"]:
+        return "skipped", (
+            f"{largest['train_s'] / rival['train_s']:.0f}x slower than "
+            f"{rival['method'].rsplit('/', 1)[1]} at s={largest['size']}"
+        )
+    growth = (case.size / largest["size"]) ** 2
+    at_least = (largest["train_s"] + largest["infer_s"]) * growth * (case.repeats + 1)
+    if at_least > timeout:
+        return "timeout", (
+            f"predicted >= {at_least:.0f} s (linear in n from s={largest['size']}) > {timeout} s"
+        )
     return None
+
+
+def races(results, rounds=7, within=RACE_WITHIN):
+    """The `Race`s that decide how `auto` compares: for each lambda context, size
+    and d where `auto` ran, auto against every explicit implementation within
+    `within` of the fastest. None where auto's pick is the only such one (it is
+    the fastest by a margin no noise explains)."""
+    found = []
+    for auto in results:
+        if not (auto["method"].endswith("/auto") and auto["status"] == "ok"):
+            continue
+        context = auto["method"].rsplit("/", 1)[0]
+        explicit = [
+            r for r in results
+            if r["status"] == "ok" and r["method"].startswith(context + "/") and r is not auto
+            and not r["method"].endswith("/auto")
+            and (r["size"], r["dim"], r["batch"]) == (auto["size"], auto["dim"], auto["batch"])
+        ]
+        if not explicit:
+            continue
+        fastest = min(r["train_s"] for r in explicit)
+        contenders = [r["method"] for r in sorted(explicit, key=lambda r: r["train_s"])
+                      if r["train_s"] <= within * fastest]
+        if contenders == [f"{context}/{auto.get('implementation')}"]:
+            continue
+        found.append(Race((auto["method"], *contenders), auto["size"], auto["dim"],
+                          auto["batch"], rounds))
+    return found
 
 
 def run(case_list, timeout=600, memory_limit_bytes=None, progress=print):
@@ -341,6 +407,13 @@ def run(case_list, timeout=600, memory_limit_bytes=None, progress=print):
 
 
 def _describe(result):
+    if "methods" in result:  # a race
+        where = f"race s={result['size']} d={result['dim']}"
+        if result["status"] != "ok":
+            return f"{where}: {result['status']} {result.get('reason', '')}"
+        return f"{where}: " + ", ".join(
+            f"{method} {seconds * 1e3:.1f} ms" for method, seconds in result["train_s"].items()
+        )
     where = f"{result['method']} s={result['size']}" + (
         f" d={result['dim']}" if result["dim"] else ""
     )
@@ -364,6 +437,7 @@ def benchmark(
     dims=DIMS,
     batch=8,
     repeats=3,
+    race_rounds=7,
     timeout=600,
     memory_limit_bytes=None,
     output_dir="benchmarks",
@@ -371,8 +445,9 @@ def benchmark(
     command="keras-lambda bench",
     progress=print,
 ):
-    """Runs the cases, prints the table, writes NAME.md, NAME.json and NAME.png
-    into output_dir; returns the results."""
+    """Runs the cases, then the races that judge `auto` (none if race_rounds is
+    0), prints the table, writes NAME.md, NAME.json and NAME.png into
+    output_dir; returns (results, race results)."""
     from keras_lambda import bench_report
 
     unknown = [m for m in methods if m not in LAYER_METHODS + MODEL_METHODS]
@@ -387,19 +462,29 @@ def benchmark(
     for label, value in (("batch", batch), ("repeats", repeats), ("timeout", timeout)):
         if value < 1:
             raise UsageError(f"--{label} must be >= 1, got {value}")
+    if race_rounds < 0:
+        raise UsageError(f"--race-rounds must be >= 0 (0: no races), got {race_rounds}")
     if any(dim % 4 for dim in dims):
         raise UsageError(f"--dims must be multiples of the 4 heads, got {list(dims)}")
     memory_limit_bytes = memory_limit_bytes or default_memory_limit()
     description = machine()
     progress(f"machine: {description}")
     results = run(cases(methods, sizes, dims, batch, repeats), timeout, memory_limit_bytes, progress)
-    report = bench_report.markdown(results, description, command, memory_limit_bytes)
+    race_list = races(results, race_rounds) if race_rounds else []
+    race_results = []
+    for index, contest in enumerate(race_list, 1):
+        # A race times each method for about as many steps as its own case did.
+        race_results.append(run_case(contest, timeout * len(contest.methods), memory_limit_bytes))
+        progress(f"[race {index}/{len(race_list)}] {_describe(race_results[-1])}")
+    report = bench_report.markdown(results, description, command, memory_limit_bytes,
+                                   race_results)
     os.makedirs(output_dir, exist_ok=True)
     paths = {kind: os.path.join(output_dir, f"{name}.{kind}") for kind in ("md", "json", "png")}
     with open(paths["md"], "w") as file:
         file.write(report)
     with open(paths["json"], "w") as file:
-        json.dump({"machine": description, "command": command, "results": results}, file, indent=1)
+        json.dump({"machine": description, "command": command, "results": results,
+                   "races": race_results}, file, indent=1)
     try:
         bench_report.plot(results, paths["png"], description)
     except ImportError:
@@ -407,7 +492,7 @@ def benchmark(
         progress("matplotlib is not installed: no plot (pip install matplotlib)")
     progress("\n" + report)
     progress("written: " + ", ".join(paths.values()))
-    return results
+    return results, race_results
 
 
 if __name__ == "__main__":  # the child process of `run_case`

@@ -99,6 +99,9 @@ def _add_bench(commands):
     bench.add_argument("--batch", type=int, default=8,
                        help="batch of the layer cases (model cases: 16 images of 128 px)")
     bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--race-rounds", type=int, default=7,
+                       help="rounds of the races that judge implementation='auto' against the "
+                       "implementations within 1.5x of the fastest (0: no races)")
     bench.add_argument("--timeout", type=int, default=600, help="seconds per case")
     bench.add_argument("--memory-limit-gib", type=float,
                        help="per case; beyond it a case is OOM (default: 80%% of RAM)")
@@ -183,7 +186,8 @@ def _bench(args, argv):
     limit = int(args.memory_limit_gib * 2**30) if args.memory_limit_gib else None
     try:
         benchmark(
-            batch=args.batch, repeats=args.repeats, timeout=args.timeout,
+            batch=args.batch, repeats=args.repeats, race_rounds=args.race_rounds,
+            timeout=args.timeout,
             memory_limit_bytes=limit, output_dir=args.output_dir, name=name,
             command=" ".join(["keras-lambda", *argv]), **settings,
         )
