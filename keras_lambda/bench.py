@@ -66,9 +66,10 @@ class Case:
 @dataclasses.dataclass
 class Race:
     """Layer methods timed against each other in one process, round by round:
-    each round times one train step of every method, in an order that rotates,
-    so a slow spell of a shared machine costs them all alike. It decides the
-    near-ties that separate processes cannot (their medians move by ~15%)."""
+    each round times every method's train step (a few in a row when one is
+    short), in an order that rotates, so a slow spell of a shared machine costs
+    them all alike. It decides the near-ties that separate processes cannot
+    (their medians move by ~15%)."""
 
     methods: tuple
     size: int
@@ -365,8 +366,8 @@ def _hopeless(case, earlier, timeout):
 def races(results, rounds=7, within=RACE_WITHIN):
     """The `Race`s that decide how `auto` compares: for each lambda context, size
     and d where `auto` ran, auto against every explicit implementation within
-    `within` of the fastest. None where auto's pick is the only such one (it is
-    the fastest by a margin no noise explains)."""
+    `within` of the fastest. No race where auto's pick is the only such one (it
+    is the fastest by a margin no noise explains)."""
     found = []
     for auto in results:
         if not (auto["method"].endswith("/auto") and auto["status"] == "ok"):

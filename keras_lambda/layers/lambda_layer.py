@@ -21,12 +21,15 @@ IMPLEMENTATIONS = ("auto",) + position_ops.IMPLEMENTATIONS
 # G (>= (s + reach)^rank cells) times the v value channels it transforms, so the
 # einsum wins while n² <= 6·G·v. Measured: einsum ahead at ratios n²/(G·v) of
 # 2-5 (2x at 24x24 global), the FFT ahead from 8 (32x32 global: by 11% at v=32;
-# the einsum by 23% at v=64, ratio 4).
+# the einsum by 23% at v=64, ratio 4). Never past n² = 2^20 (32x32): beyond it
+# the einsum slows faster than n² (20x from 32x32 to 64x64) and its [n, n, k]
+# tensor and gradient take memory the FFT does not.
 SMALL_KERNEL_RATIO = 16
 # Up to 5x5 taps a depthwise convolution beats the FFT; at 7x7 they tie at d=128 and the FFT
 # wins by ~30% at d=256; at 23x23 the FFT is 8-10x faster (benchmarks/bench-cpu.md).
 CONVOLUTION_MAX_TAPS = 25
 EINSUM_PAIRS_PER_FFT_VALUE = 6
+EINSUM_MAX_PAIRS = 2**20
 
 
 class _ProjectionInitializer(keras.initializers.Initializer):
@@ -283,7 +286,7 @@ class LambdaLayer(keras.layers.Layer):
                 "output_dim: build the layer or pass value_dim."
             )
         grid = math.prod(position_ops.fft_lengths(spatial_shape, taps, self.dilation_rate))
-        if positions**2 <= EINSUM_PAIRS_PER_FFT_VALUE * grid * value_dim:
+        if positions**2 <= min(EINSUM_PAIRS_PER_FFT_VALUE * grid * value_dim, EINSUM_MAX_PAIRS):
             return "einsum"
         return "fft"
 

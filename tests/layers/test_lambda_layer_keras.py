@@ -243,6 +243,7 @@ D256 = {"output_dim": 256}  # v = 64
         (D256, (24, 24), "einsum"),  # race: einsum 0.27, fft 0.62
         (D128, (32, 32), "fft"),  # race: fft 0.56, einsum 0.63
         (D256, (32, 32), "einsum"),  # races: einsum 0.93 / 1.00, fft 1.14 / 1.22
+        ({"output_dim": 512}, (40, 40), "fft"),  # past 32x32 the einsum is never picked
         ({**D64, "scope": 23}, (32, 32), "fft"),  # fft 0.23, einsum 0.46, depthwise 0.97
         ({**D256, "scope": 23}, (32, 32), "fft"),  # race: fft 0.70, einsum 0.88
         ({**D64, "scope": 23}, (64, 64), "fft"),  # fft 1.4, depthwise 4.0
