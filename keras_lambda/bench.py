@@ -9,7 +9,8 @@ memory over the steps, from `getrusage`; on GPU TensorFlow's peak allocation).
 Separate processes on a shared machine differ by up to ~15% for the same
 kernel, too much to tell near-ties apart; so where `auto`'s pick is not the
 fastest by a clear margin, `auto` then races the implementations within reach
-in one process (`Race`), and those races judge it.
+in one process (`Race`), and those races judge it; LambdaResNet-50 races
+ResNet50 likewise.
 
 Layer methods (images `[b, s, s, d]`, h = 4 heads, k = 16, u = 1):
 `lambda/global/IMPL`, `lambda/r7/IMPL`, `lambda/r23/IMPL` (IMPL one of
@@ -229,7 +230,8 @@ def race(contest):
     for method in methods:
         case = Case(method, contest.size, contest.dim, contest.batch)
         module, shape = _build(case)
-        train_step, _, x = _steps(module, shape, False, contest.batch, False)
+        is_model = method.startswith("model/")
+        train_step, _, x = _steps(module, shape, is_model, contest.batch, False)
         train_step(x).numpy()  # warm-up: tracing, allocation
         started = time.perf_counter()
         train_step(x).numpy()
@@ -364,10 +366,11 @@ def _hopeless(case, earlier, timeout):
 
 
 def races(results, rounds=7, within=RACE_WITHIN):
-    """The `Race`s that decide how `auto` compares: for each lambda context, size
-    and d where `auto` ran, auto against every explicit implementation within
-    `within` of the fastest. No race where auto's pick is the only such one (it
-    is the fastest by a margin no noise explains)."""
+    """The `Race`s that decide near-ties: for each lambda context, size and d
+    where `auto` ran, auto against every explicit implementation within `within`
+    of the fastest (no race where auto's pick is the only such one: it is the
+    fastest by a margin no noise explains); and LambdaResNet-50 against ResNet50
+    when both ran."""
     found = []
     for auto in results:
         if not (auto["method"].endswith("/auto") and auto["status"] == "ok"):
@@ -388,6 +391,11 @@ def races(results, rounds=7, within=RACE_WITHIN):
             continue
         found.append(Race((auto["method"], *contenders), auto["size"], auto["dim"],
                           auto["batch"], rounds))
+    ran = {r["method"]: r for r in results if r["status"] == "ok"}
+    if "model/lambda_resnet50" in ran and MODEL_BASELINE in ran:  # target 6, likewise
+        model = ran["model/lambda_resnet50"]
+        found.append(Race(("model/lambda_resnet50", MODEL_BASELINE), model["size"], 0,
+                          model["batch"], rounds))
     return found
 
 
@@ -409,7 +417,7 @@ def run(case_list, timeout=600, memory_limit_bytes=None, progress=print):
 
 def _describe(result):
     if "methods" in result:  # a race
-        where = f"race s={result['size']} d={result['dim']}"
+        where = f"race s={result['size']}" + (f" d={result['dim']}" if result["dim"] else "")
         if result["status"] != "ok":
             return f"{where}: {result['status']} {result.get('reason', '')}"
         return f"{where}: " + ", ".join(
@@ -487,7 +495,8 @@ def benchmark(
         json.dump({"machine": description, "command": command, "results": results,
                    "races": race_results}, file, indent=1)
     try:
-        bench_report.plot(results, paths["png"], description)
+        if not bench_report.plot(results, paths["png"], description):
+            paths.pop("png")  # no layer case to plot
     except ImportError:
         paths.pop("png")
         progress("matplotlib is not installed: no plot (pip install matplotlib)")

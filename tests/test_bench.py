@@ -142,6 +142,27 @@ def test_auto_races_the_implementations_within_reach():
     # global and r23: fft is alone within 1.5x of the fastest (einsum 1.8x; another d)
     assert found == [bench.Race(("lambda/r7/auto", "lambda/r7/conv", "lambda/r7/fft"), 32, 128,
                                 8, 5)]
+    models = [fake("model/resnet50", 128, 2.0, 1, dim=0, images_per_s=8.0),
+              fake("model/lambda_resnet50", 128, 2.5, 1, dim=0, images_per_s=6.4)]
+    assert bench.races(models, rounds=5) == [
+        bench.Race(("model/lambda_resnet50", "model/resnet50"), 128, 0, 8, 5)]
+    assert bench.races(models[:1]) == []
+
+
+def test_target_6_is_judged_from_the_model_race(tmp_path):
+    results = [fake("model/resnet50", 128, 2.0, 1, dim=0, images_per_s=8.0),
+               fake("model/lambda_resnet50", 128, 2.6, 1, dim=0, images_per_s=6.15)]
+    assert bench_report.targets(results)[5][1:] == ("0.77x (own cases)", False)
+    race = {"methods": ["model/lambda_resnet50", "model/resnet50"], "size": 128, "dim": 0,
+            "batch": 16, "rounds": 5, "status": "ok",
+            "train_s": {"model/lambda_resnet50": 2.0, "model/resnet50": 1.9}}
+    assert bench_report.targets(results, races=[race])[5][1:] == ("0.95x (race)", True)
+    report = bench_report.markdown(results, "test machine", "keras-lambda bench", None, [race])
+    assert "model/lambda_resnet50 2,000 ms a step (8.0 images/s)" in report
+    assert "## auto against" not in report  # no lambda races
+    assert "## Layers" not in report
+    assert bench_report.plot(results, tmp_path / "models.png", "test machine") is False
+    assert not (tmp_path / "models.png").exists()  # nothing to plot: no layer cases
 
 
 def test_a_race_times_every_method_round_by_round_in_its_own_process():
@@ -212,7 +233,7 @@ def test_targets_are_judged_from_the_measurements():
     assert checks["4."] == ("r=7: 1.02", True)  # log(17) / log(16)
     # judged on the picked implementation's own case: einsum, 4.02 s vs fft's 3.9 s
     assert checks["5."][1] is True and "picks einsum, +3% vs fft" in checks["5."][0]
-    assert checks["6."] == ("0.70x", False)
+    assert checks["6."] == ("0.70x (own cases)", False)
     slow_auto = results + [fake("lambda/global/auto", 32, 2.0, 1, implementation="einsum"),
                            fake("lambda/global/einsum", 32, 2.0, 1),
                            fake("lambda/global/fft", 32, 1.0, 1)]
