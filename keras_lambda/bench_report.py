@@ -326,8 +326,8 @@ def markdown(results, machine, command, memory_limit_bytes=None, races=None):
             "## auto against the implementations within reach (races)\n",
             f"Where `auto`'s pick was not ahead of every other implementation by "
             f"{RACE_WITHIN}x, `auto` raced each implementation within {RACE_WITHIN}x of the "
-            "fastest in one process: every round times one train step of each, in rotating "
-            "order (short steps several in a row); medians over the rounds. `auto` runs the "
+            "fastest in one process: every round times each method's train step (short steps "
+            "several in a row), in rotating order; medians over the rounds. `auto` runs the "
             "kernel it picks, so its rounds and that kernel's pool into the last column. "
             "Target 5 is judged from these.\n",
             lambda_races,

@@ -16,10 +16,10 @@ IMPLEMENTATIONS = ("auto",) + position_ops.IMPLEMENTATIONS
 # `implementation="auto"`, from train-step timings on CPU (TensorFlow, b=8; see
 # the layer tests for the decisions they pin). A convolution costs per kernel
 # tap, so it wins while the kernel area A inside the input is small (n >= 16·A).
-# Between the dense einsum and the FFT: the einsum's time goes with its n² pairs
-# (gathering E [n, n, k] and scattering its gradient), the FFT's with its grid
-# G (>= (s + reach)^rank cells) times the v value channels it transforms, so the
-# einsum wins while n² <= 6·G·v. Measured: einsum ahead at ratios n²/(G·v) of
+# Between the dense einsum and the FFT, an empirical model: the einsum pays for
+# its n² pairs (gathering E [n, n, k] and scattering its gradient, whatever v),
+# the FFT for its grid G (>= (s + reach)^rank cells) times the v value channels
+# it transforms, so the einsum wins while n² <= 6·G·v. Measured: einsum ahead at ratios n²/(G·v) of
 # 2-5 (2x at 24x24 global), the FFT ahead from 8 (32x32 global: by 11% at v=32;
 # the einsum by 23% at v=64, ratio 4). Never past n² = 2^20 (32x32): beyond it
 # the einsum slows faster than n² (20x from 32x32 to 64x64) and its [n, n, k]
