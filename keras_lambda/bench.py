@@ -319,18 +319,25 @@ def machine():
     )
 
 
+def explicit_implementations(results, context, size, dim, batch):
+    """The results that ran of `context`'s (e.g. "lambda/r7") implementations
+    other than auto, at one size, d and batch."""
+    return [
+        r for r in results
+        if r["status"] == "ok" and r["method"].startswith(context + "/")
+        and not r["method"].endswith("/auto")
+        and (r["size"], r["dim"], r["batch"]) == (size, dim, batch)
+    ]
+
+
 def _fastest_rival(case, earlier, size):
     """The fastest other explicit implementation of `case`'s lambda context (same d
     and batch) measured at `size`, or None (also for methods without rivals)."""
     parts = case.method.split("/")
     if len(parts) != 3 or parts[2] == "auto":
         return None
-    rivals = [
-        r for r in earlier
-        if r["status"] == "ok" and r["method"] != case.method
-        and r["method"].startswith(f"lambda/{parts[1]}/") and not r["method"].endswith("/auto")
-        and (r["size"], r["dim"], r["batch"]) == (size, case.dim, case.batch)
-    ]
+    others = [r for r in earlier if r["method"] != case.method]
+    rivals = explicit_implementations(others, f"lambda/{parts[1]}", size, case.dim, case.batch)
     return min(rivals, key=lambda r: r["train_s"], default=None)
 
 
@@ -376,12 +383,8 @@ def races(results, rounds=7, within=RACE_WITHIN):
         if not (auto["method"].endswith("/auto") and auto["status"] == "ok"):
             continue
         context = auto["method"].rsplit("/", 1)[0]
-        explicit = [
-            r for r in results
-            if r["status"] == "ok" and r["method"].startswith(context + "/") and r is not auto
-            and not r["method"].endswith("/auto")
-            and (r["size"], r["dim"], r["batch"]) == (auto["size"], auto["dim"], auto["batch"])
-        ]
+        explicit = explicit_implementations(results, context, auto["size"], auto["dim"],
+                                            auto["batch"])
         if not explicit:
             continue
         fastest = min(r["train_s"] for r in explicit)

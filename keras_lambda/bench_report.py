@@ -4,7 +4,13 @@ MultiHeadAttention, the issue's targets, a markdown report and a plot."""
 import math
 import statistics
 
-from keras_lambda.bench import BASELINE, MODEL_BASELINE, RACE_WITHIN, SLOWER_LIMIT
+from keras_lambda.bench import (
+    BASELINE,
+    MODEL_BASELINE,
+    RACE_WITHIN,
+    SLOWER_LIMIT,
+    explicit_implementations,
+)
 
 GIB = 2**30
 MIB = 2**20
@@ -165,11 +171,8 @@ def _auto_excess(auto, results, races):
         excess, fastest = _race_verdict(race)
         return excess, auto, fastest, "race"
     context = auto["method"].rsplit("/", 1)[0]
-    explicit = [
-        r for r in results
-        if r["method"].startswith(context + "/") and not r["method"].endswith("/auto")
-        and r["size"] == auto["size"] and r["dim"] == auto["dim"] and _ok(r)
-    ]
+    explicit = explicit_implementations(results, context, auto["size"], auto["dim"],
+                                        auto["batch"])
     if not explicit:
         return None
     fastest = min(explicit, key=lambda r: r["train_s"])

@@ -19,9 +19,9 @@ IMPLEMENTATIONS = ("auto",) + position_ops.IMPLEMENTATIONS
 # Between the dense einsum and the FFT, an empirical model: the einsum pays for
 # its n² pairs (gathering E [n, n, k] and scattering its gradient, whatever v),
 # the FFT for its grid G (>= (s + reach)^rank cells) times the v value channels
-# it transforms, so the einsum wins while n² <= 6·G·v. Measured: einsum ahead at ratios n²/(G·v) of
-# 2-5 (2x at 24x24 global), the FFT ahead from 8 (32x32 global: by 11% at v=32;
-# the einsum by 23% at v=64, ratio 4). Never past n² = 2^20 (32x32): beyond it
+# it transforms, so the einsum wins while n² <= 6·G·v. Measured: the einsum
+# ahead at ratios n²/(G·v) of 2-5 (2x at 24x24 global), the FFT ahead from 8
+# (32x32 global: by 11% at v=32; the einsum by 23% at v=64, ratio 4). Never past n² = 2^20 (32x32): beyond it
 # the einsum slows faster than n² (20x from 32x32 to 64x64) and its [n, n, k]
 # tensor and gradient take memory the FFT does not.
 SMALL_KERNEL_RATIO = 16
@@ -271,8 +271,8 @@ class LambdaLayer(keras.layers.Layer):
         positions = math.prod(spatial_shape)
         taps = [2 * size - 1 if self.scope is None else self.scope for size in spatial_shape]
         area = 1  # kernel taps that meet the input
-        for size, reach in zip(spatial_shape, taps):
-            area *= min(reach, 2 * ((size - 1) // self.dilation_rate) + 1)
+        for size, axis_taps in zip(spatial_shape, taps):
+            area *= min(axis_taps, 2 * ((size - 1) // self.dilation_rate) + 1)
         if self.causal:
             area = (area + 1) // 2
         if area <= CONVOLUTION_MAX_TAPS and positions >= SMALL_KERNEL_RATIO * area:
