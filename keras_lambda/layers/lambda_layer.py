@@ -25,9 +25,16 @@ IMPLEMENTATIONS = ("auto",) + position_ops.IMPLEMENTATIONS
 # the einsum slows faster than n² (20x from 32x32 to 64x64) and its [n, n, k]
 # tensor and gradient take memory the FFT does not.
 SMALL_KERNEL_RATIO = 16
-# Up to 5x5 taps a depthwise convolution beats the FFT; at 7x7 they tie at d=128 and the FFT
-# wins by ~30% at d=256; at 23x23 the FFT is 8-10x faster (benchmarks/bench-cpu.md).
+# Up to 5x5 taps a depthwise convolution beats the FFT; at 23x23 the FFT is 8-10x faster
+# (benchmarks/bench-cpu.md).
 CONVOLUTION_MAX_TAPS = 25
+# 7x7 on images from 64x64 on: the depthwise convolution (u = 1) led the FFT by 6-16% at
+# v = 32 in the races of two recorded runs (64x64 and 128x128), and trailed it by 20-30% at
+# v = 64 in every run; at 32x32 the FFT led at both v. Its cost per value channel grows
+# with v·k output channels where the FFT's does not, hence the bound on v.
+DEPTHWISE_MAX_TAPS = 49
+DEPTHWISE_MAX_VALUE_DIM = 32
+DEPTHWISE_MIN_POSITIONS = 64 * 64
 EINSUM_PAIRS_PER_FFT_VALUE = 6
 EINSUM_MAX_PAIRS = 2**20
 
@@ -260,7 +267,8 @@ class LambdaLayer(keras.layers.Layer):
 
         depthwise (u = 1) or conv (u > 1, which contracts u inside the conv) for
         scopes of at most 5x5 taps, small next to the input, and for inputs of
-        unknown size; else einsum or fft by their cost model (module comment).
+        unknown size; depthwise for 7x7 (undilated) on images of 64x64 and more at
+        v <= 32; else einsum or fft by their cost model (module comment).
         `value_dim` (v) defaults to the built layer's, or output_dim / h.
         """
         if self.implementation != "auto":
@@ -285,6 +293,15 @@ class LambdaLayer(keras.layers.Layer):
                 "position_implementation needs value_dim for an unbuilt layer without "
                 "output_dim: build the layer or pass value_dim."
             )
+        if (
+            self.intra_depth == 1
+            and len(spatial_shape) == 2
+            and self.dilation_rate == 1
+            and area <= DEPTHWISE_MAX_TAPS
+            and value_dim <= DEPTHWISE_MAX_VALUE_DIM
+            and positions >= DEPTHWISE_MIN_POSITIONS
+        ):
+            return "depthwise"
         grid = math.prod(position_ops.fft_lengths(spatial_shape, taps, self.dilation_rate))
         if positions**2 <= min(EINSUM_PAIRS_PER_FFT_VALUE * grid * value_dim, EINSUM_MAX_PAIRS):
             return "einsum"
