@@ -28,10 +28,10 @@ SMALL_KERNEL_RATIO = 16
 # Up to 5x5 taps a depthwise convolution beats the FFT; at 23x23 the FFT is 8-10x faster
 # (benchmarks/bench-cpu.md).
 CONVOLUTION_MAX_TAPS = 25
-# 7x7 on images from 64x64 on: the depthwise convolution (u = 1) led the FFT by 6-16% at
+# 7x7 on images from 64x64 on: the depthwise convolution (u = 1) led the FFT by 6-18% at
 # v = 32 in the races of two recorded runs (64x64 and 128x128), and trailed it by 20-30% at
-# v = 64 in every run; at 32x32 the FFT led at both v. Its cost per value channel grows
-# with v·k output channels where the FFT's does not, hence the bound on v.
+# v = 64 in every run; at 32x32 the FFT led at both v. The bounds are where it was measured
+# (why depthwise falls behind at larger v is not profiled); benchmarks/bench-cpu-r7.md.
 DEPTHWISE_MAX_TAPS = 49
 DEPTHWISE_MAX_VALUE_DIM = 32
 DEPTHWISE_MIN_POSITIONS = 64 * 64

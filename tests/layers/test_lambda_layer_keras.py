@@ -254,11 +254,12 @@ D256 = {"output_dim": 256}  # v = 64
         # pick then, rounds pooled): 0.90 / 1.10 vs 0.96 / 1.28 at 64x64 (one earlier run
         # in separate processes: fft 1.04, depthwise 1.13), 4.32 / 4.96 vs 4.75 / 5.46 at
         # 128x128; at v = 64 depthwise trails: 2.96 / 3.48 vs fft 2.33 / 2.9 at 64x64.
+        # With the rule (a third race run): depthwise 1.04-1.16 vs fft 1.35 at 64x64.
         ({**D128, "scope": 7}, (64, 64), "depthwise"),
         ({**D128, "scope": 7}, (128, 128), "depthwise"),
         ({**D256, "scope": 7}, (64, 64), "fft"),
         ({**D128, "scope": 7, "dilation_rate": 2}, (64, 64), "fft"),  # not measured dilated
-        ({**D128, "scope": 7, "intra_depth": 4}, (64, 64), "fft"),  # u > 1: conv, 1.4-1.6 s
+        ({**D128, "scope": 7, "intra_depth": 4}, (64, 64), "fft"),  # u > 1 (conv): not measured
         ({**D128, "scope": 31}, (4096,), "fft"),  # sequences (31 taps): not measured
         ({**D64, "scope": 7, "intra_depth": 4}, (32, 32), "fft"),
         ({"scope": 5}, (32, 32), "depthwise"),  # 25 taps: half the depthwise work of 7x7
