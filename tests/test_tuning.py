@@ -137,7 +137,7 @@ def completed_trials(project):
 @pytest.mark.slow
 @pytest.mark.parametrize("tuner", ["random", "hyperband", "bayesian"])
 def test_a_real_search_on_digits_saves_a_best_model_that_reloads(tmp_path, tuner):
-    # two trials: enough for a best-of comparison; CI time is near its limit
+    # two trials: enough for a best-of comparison, and the cheapest search that has one
     config = TuneConfig(tuner=tuner, max_trials=2, epochs=1, output_dir=str(tmp_path),
                         verbose=0, space=dict(SMALL))
     best = search(config)

@@ -21,9 +21,10 @@ IMPLEMENTATIONS = ("auto",) + position_ops.IMPLEMENTATIONS
 # the FFT for its grid G (>= (s + reach)^rank cells) times the v value channels
 # it transforms, so the einsum wins while n² <= 6·G·v. Measured: the einsum
 # ahead at ratios n²/(G·v) of 2-5 (2x at 24x24 global), the FFT ahead from 8
-# (32x32 global: by 11% at v=32; the einsum by 23% at v=64, ratio 4). Never past n² = 2^20 (32x32): beyond it
-# the einsum slows faster than n² (20x from 32x32 to 64x64) and its [n, n, k]
-# tensor and gradient take memory the FFT does not.
+# (32x32 global: by 11% at v=32; the einsum by 23% at v=64, ratio 4). Never
+# past n² = 2^20 (32x32): beyond it the einsum slows faster than n² (20x from
+# 32x32 to 64x64) and its [n, n, k] tensor and gradient take memory the FFT
+# does not.
 SMALL_KERNEL_RATIO = 16
 # Up to 5x5 taps a depthwise convolution beats the FFT; at 23x23 the FFT is 8-10x faster
 # (benchmarks/bench-cpu.md).
