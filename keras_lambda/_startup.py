@@ -1,7 +1,8 @@
 """Imports TensorFlow for the `keras-lambda` command without its C++ start-up notes.
 
-TensorFlow's native start-up messages (no CUDA driver found, CPU features) are
-written to stderr before any Python logging setting can stop them. The command
+TensorFlow's native start-up messages (no CUDA driver found, CPU features, and
+"failed call to cuInit" when it first looks for GPUs) are written to stderr
+before any Python logging setting can stop them. The command
 promises one clear line on stderr for bad input, so while it imports TensorFlow
 the process's stderr points at /dev/null; Python exceptions still surface after.
 Library users (any other program) get TensorFlow's messages unchanged.
@@ -20,7 +21,9 @@ def import_tensorflow():
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
-        import tensorflow  # noqa: F401
+        import tensorflow
+
+        tensorflow.config.list_physical_devices("GPU")  # the CUDA probe, answered once
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -17,8 +17,9 @@ Layer methods (images `[b, s, s, d]`, h = 4 heads, k = 16, u = 1):
 `LambdaLayer`'s implementations or `auto`), `lambda/content` (no position
 lambdas), `attention` (`keras.layers.MultiHeadAttention` over all positions)
 and `paper` (the paper's pseudo-code, `baselines.PaperLambdaLayer`).
-Model methods (images `[b, 128, 128, 3]`, 1000 classes, SGD step):
-`model/lambda_resnet50`, `model/tiny`, `model/resnet50` (keras.applications).
+Model methods (images `[b, 128, 128, 3]`, 1000 classes, SGD step): `model/NAME`
+for any preset of `keras_lambda.models.presets` (the default run: `model/lambda_resnet50`,
+`model/tiny`) and `model/resnet50` (keras.applications).
 """
 
 import dataclasses
@@ -31,6 +32,8 @@ import subprocess
 import sys
 import time
 
+from keras_lambda.files import check_output_dir, write_json
+from keras_lambda.models import presets
 from keras_lambda.ops.position import IMPLEMENTATIONS as KERNELS
 from keras_lambda.options import UsageError
 
@@ -40,7 +43,9 @@ LAYER_METHODS = (
     + tuple(f"lambda/r{scope}/{impl}" for scope in (7, 23) for impl in IMPLEMENTATIONS)
     + ("lambda/content", "attention", "paper")
 )
-MODEL_METHODS = ("model/lambda_resnet50", "model/tiny", "model/resnet50")
+MODEL_METHODS = ("model/lambda_resnet50", "model/tiny", "model/resnet50")  # the default run's
+# Any preset (keras_lambda.models.presets) can run as a model case, and ResNet50.
+ALL_MODEL_METHODS = tuple(f"model/{name}" for name in presets.names()) + ("model/resnet50",)
 BASELINE = "attention"  # layer ratios are against it
 SLOWER_LIMIT = 5  # an implementation this much slower than the best is not run at larger sizes
 RACE_WITHIN = 1.5  # implementations within this factor of the fastest race `auto`
@@ -110,12 +115,8 @@ def _build(case):
         name = case.method.split("/", 1)[1]
         if name == "resnet50":
             model = keras.applications.ResNet50(weights=None, input_shape=shape, classes=1000)
-        elif name == "lambda_resnet50":
-            model = models.LambdaResNet50(input_shape=shape, classes=1000)
-        else:  # the tiny network `keras-lambda train` trains
-            from keras_lambda.train import TrainConfig, build_model
-
-            model = build_model(TrainConfig(), shape, 1000)
+        else:
+            model = models.build_preset(name, input_shape=shape, classes=1000)
         return model, (case.batch,) + shape
     shape = (case.batch, case.size, case.size, case.dim)
     if case.method == "attention":
@@ -402,9 +403,10 @@ def races(results, rounds=7, within=RACE_WITHIN):
     return found
 
 
-def run(case_list, timeout=600, memory_limit_bytes=None, progress=print):
+def run(case_list, timeout=600, memory_limit_bytes=None, progress=print, on_result=None):
     """Measures each case in turn (fresh process each); returns the records.
-    Cases that cannot finish (see `_hopeless`) are recorded without running."""
+    Cases that cannot finish (see `_hopeless`) are recorded without running.
+    `on_result(results)` is called after every case (to save them as they come)."""
     results = []
     for index, case in enumerate(case_list, 1):
         skip = _hopeless(case, results, timeout)
@@ -413,6 +415,8 @@ def run(case_list, timeout=600, memory_limit_bytes=None, progress=print):
         else:
             result = run_case(case, timeout, memory_limit_bytes)
         results.append(result)
+        if on_result:
+            on_result(results)
         if progress:
             progress(f"[{index}/{len(case_list)}] {_describe(result)}")
     return results
@@ -462,11 +466,11 @@ def benchmark(
     output_dir; returns (results, race results)."""
     from keras_lambda import bench_report
 
-    unknown = [m for m in methods if m not in LAYER_METHODS + MODEL_METHODS]
+    unknown = [m for m in methods if m not in LAYER_METHODS + ALL_MODEL_METHODS]
     if unknown:
         raise UsageError(
             f"unknown --methods {', '.join(unknown)}; choose from "
-            f"{', '.join(LAYER_METHODS + MODEL_METHODS)}"
+            f"{', '.join(LAYER_METHODS + ALL_MODEL_METHODS)}"
         )
     for label, values in (("sizes", sizes), ("dims", dims)):
         if not values or any(value < 1 for value in values):
@@ -478,25 +482,33 @@ def benchmark(
         raise UsageError(f"--race-rounds must be >= 0 (0: no races), got {race_rounds}")
     if any(dim % 4 for dim in dims):
         raise UsageError(f"--dims must be multiples of the 4 heads, got {list(dims)}")
+    check_output_dir(output_dir)  # before any case: a bad folder loses no measurement
     memory_limit_bytes = memory_limit_bytes or default_memory_limit()
     description = machine()
     progress(f"machine: {description}")
-    results = run(cases(methods, sizes, dims, batch, repeats), timeout, memory_limit_bytes, progress)
+    os.makedirs(output_dir, exist_ok=True)
+    paths = {kind: os.path.join(output_dir, f"{name}.{kind}") for kind in ("md", "json", "png")}
+    record = {"machine": description, "command": command, "results": [], "races": []}
+
+    def save(results=None):  # the record so far, after every case and race
+        if results is not None:
+            record["results"] = results
+        write_json(paths["json"], record)
+
+    results = run(cases(methods, sizes, dims, batch, repeats), timeout, memory_limit_bytes,
+                  progress, on_result=save)
     race_list = races(results, race_rounds) if race_rounds else []
-    race_results = []
+    race_results = record["races"]
     for index, contest in enumerate(race_list, 1):
         # A race times each method for about as many steps as its own case did.
         race_results.append(run_case(contest, timeout * len(contest.methods), memory_limit_bytes))
+        save()
         progress(f"[race {index}/{len(race_list)}] {_describe(race_results[-1])}")
+    save()
     report = bench_report.markdown(results, description, command, memory_limit_bytes,
                                    race_results)
-    os.makedirs(output_dir, exist_ok=True)
-    paths = {kind: os.path.join(output_dir, f"{name}.{kind}") for kind in ("md", "json", "png")}
     with open(paths["md"], "w") as file:
         file.write(report)
-    with open(paths["json"], "w") as file:
-        json.dump({"machine": description, "command": command, "results": results,
-                   "races": race_results}, file, indent=1)
     try:
         if not bench_report.plot(results, paths["png"], description):
             paths.pop("png")  # no layer case to plot

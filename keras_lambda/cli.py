@@ -2,6 +2,7 @@
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 
@@ -15,6 +16,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"keras-lambda: error: {message}\n")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, unless it has none (None, a
+    switch that is off) or the help already says what it is."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _add_train(commands):
     from keras_lambda.options import MODELS, PRECISIONS, STRATEGIES, TrainConfig
 
@@ -22,28 +33,51 @@ def _add_train(commands):
     train = commands.add_parser(
         "train",
         help="train a LambdaResNet (default: the tiny one on the bundled digits)",
-        description="Train a LambdaResNet with model.fit; resumes from --output-dir.",
+        description="Train a LambdaResNet with model.fit. Writes model.keras (final), "
+        "best.keras (best validation accuracy), checkpoints/, logs/ (TensorBoard) and "
+        f"summary.json into --output-dir (default: {defaults.output_dir}). Run the same "
+        "command again to resume from the newest checkpoint; more --epochs extends the run.",
+        formatter_class=_HelpFormatter,
     )
     train.add_argument("--dataset", default=defaults.dataset,
-                       help="digits (bundled, default) or tfds:NAME[:SPLIT]")
-    train.add_argument("--data-dir", help="a folder with one sub-folder of images per class")
+                       help="digits (scikit-learn's, bundled) or tfds:NAME[:SPLIT] "
+                       "(tensorflow-datasets)")
+    train.add_argument("--data-dir", help="a folder with one sub-folder of images per class; "
+                       "with tfds:NAME, tensorflow-datasets' data folder")
     train.add_argument("--model", default=defaults.model, help=f"one of {', '.join(MODELS)}")
-    train.add_argument("--image-size", type=int, default=defaults.image_size)
-    train.add_argument("--epochs", type=int, default=defaults.epochs)
+    train.add_argument("--image-size", type=int, default=defaults.image_size,
+                       help="images are resized to this side (>= 32)")
+    train.add_argument("--epochs", type=int, default=defaults.epochs,
+                       help="epochs in all, counting those of a resumed run")
     train.add_argument("--batch-size", type=int, default=defaults.batch_size,
                        help="global batch size, split over the replicas")
-    train.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    train.add_argument("--warmup-epochs", type=float, default=defaults.warmup_epochs)
-    train.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    train.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
+    train.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
+                       help="AdamW's peak learning rate (> 0): linear warm-up, then cosine "
+                       "decay to 0 at the last epoch")
+    train.add_argument("--warmup-epochs", type=float, default=defaults.warmup_epochs,
+                       help="epochs of linear warm-up (>= 0)")
+    train.add_argument("--weight-decay", type=float, default=defaults.weight_decay,
+                       help="AdamW's decoupled weight decay (>= 0)")
+    train.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing,
+                       help="of the cross-entropy, in [0, 1)")
+    train.add_argument("--validation-fraction", type=float,
+                       default=defaults.validation_fraction,
+                       help="of the training split, held out to pick best.keras; the test "
+                       "split is used once, at the end")
     train.add_argument("--precision", default=defaults.precision, help=", ".join(PRECISIONS))
-    train.add_argument("--jit-compile", action="store_true")
-    train.add_argument("--strategy", default=defaults.strategy, help=", ".join(STRATEGIES))
-    train.add_argument("--key-dim", type=int)
-    train.add_argument("--num-heads", type=int)
-    train.add_argument("--scope", type=int, help="lambda convolution scope (default: global)")
-    train.add_argument("--output-dir", default=defaults.output_dir)
-    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--jit-compile", action="store_true", help="compile steps with XLA")
+    train.add_argument("--strategy", default=defaults.strategy,
+                       help="tf.distribute strategy: " + ", ".join(STRATEGIES))
+    train.add_argument("--key-dim", type=int,
+                       help="lambda layers' key depth k (default: the model's)")
+    train.add_argument("--num-heads", type=int,
+                       help="lambda layers' heads h (default: the model's)")
+    train.add_argument("--scope", type=int,
+                       help="odd lambda convolution scope r (default: the model's; tiny: global)")
+    train.add_argument("--output-dir", default=defaults.output_dir,
+                       help="where the run writes (and resumes from)")
+    train.add_argument("--seed", type=int, default=defaults.seed,
+                       help="of the data split, the initialisation and the shuffling")
 
 
 def _add_tune(commands):
@@ -55,22 +89,27 @@ def _add_tune(commands):
         help="search LambdaResNet hyperparameters with KerasTuner",
         description="KerasTuner search over LambdaResNetHyperModel; running it again with "
         "the same --output-dir continues the search without repeating finished trials.",
+        formatter_class=_HelpFormatter,
     )
     tune.add_argument("--tuner", default=defaults.tuner, help=", ".join(TUNERS))
-    tune.add_argument("--max-trials", type=int, default=defaults.max_trials)
+    tune.add_argument("--max-trials", type=int, default=defaults.max_trials,
+                      help="trials in all, counting those of a resumed search")
     tune.add_argument("--epochs", type=int, default=defaults.epochs,
                       help="epochs per trial (hyperband: the most a trial trains)")
     tune.add_argument("--dataset", default=defaults.dataset,
                       help="digits (bundled, default) or tfds:NAME[:SPLIT]")
     tune.add_argument("--data-dir", help="a folder with one sub-folder of images per class")
-    tune.add_argument("--image-size", type=int, default=defaults.image_size)
+    tune.add_argument("--image-size", type=int, default=defaults.image_size,
+                      help="images are resized to this side (>= 32)")
     tune.add_argument("--validation-fraction", type=float, default=defaults.validation_fraction,
                       help="of the training split, to rank trials on")
     tune.add_argument("--precision", default=defaults.precision, help=", ".join(PRECISIONS))
-    tune.add_argument("--jit-compile", action="store_true")
+    tune.add_argument("--jit-compile", action="store_true", help="compile steps with XLA")
     tune.add_argument("--strategy", default=defaults.strategy, help=", ".join(TUNE_STRATEGIES))
-    tune.add_argument("--output-dir", default=defaults.output_dir)
-    tune.add_argument("--seed", type=int, default=defaults.seed)
+    tune.add_argument("--output-dir", default=defaults.output_dir,
+                      help="the tuner's project, best.keras and best.json")
+    tune.add_argument("--seed", type=int, default=defaults.seed,
+                      help="of the data split, the tuner and the initialisation")
     tune.add_argument("--space", action="append", default=[], metavar="NAME=VALUE[,VALUE...]",
                       help="narrow the search space: one value fixes NAME, several are its "
                       "choices (names: key_dim, num_heads, intra_depth, scope (0 = global), "
@@ -79,7 +118,7 @@ def _add_tune(commands):
 
 
 def _add_bench(commands):
-    from keras_lambda.bench import DIMS, LAYER_METHODS, MODEL_METHODS, SIZES
+    from keras_lambda.bench import ALL_MODEL_METHODS, DIMS, LAYER_METHODS, MODEL_METHODS, SIZES
 
     bench = commands.add_parser(
         "bench",
@@ -87,6 +126,7 @@ def _add_bench(commands):
         description="Each case runs in a fresh process: train step (forward + backward) and "
         "inference time (median of --repeats), peak memory; ratios against "
         "MultiHeadAttention measured in the same run. Writes NAME.md/.json/.png.",
+        formatter_class=_HelpFormatter,
     )
     bench.add_argument("--quick", action="store_true",
                        help="a short subset (1-2 min on 2 CPU cores): s 16 and 32, d 128, five "
@@ -95,19 +135,42 @@ def _add_bench(commands):
                        help="image sides s (n = s²)")
     bench.add_argument("--dims", type=int, nargs="+", default=list(DIMS), help="channels d")
     bench.add_argument("--methods", nargs="+", default=list(LAYER_METHODS + MODEL_METHODS),
-                       metavar="METHOD", help="any of: " + ", ".join(LAYER_METHODS + MODEL_METHODS))
+                       metavar="METHOD", help="any of: " + ", ".join(LAYER_METHODS + ALL_MODEL_METHODS)
+                       + " (default: the layer methods and " + ", ".join(MODEL_METHODS) + ")")
     bench.add_argument("--batch", type=int, default=8,
                        help="batch of the layer cases (model cases: 16 images of 128 px)")
-    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--repeats", type=int, default=3,
+                       help="timed steps per case, after a warm-up step (the median counts)")
     bench.add_argument("--race-rounds", type=int, default=7,
                        help="rounds of the races that judge implementation='auto' against the "
                        "implementations within 1.5x of the fastest (0: no races)")
     bench.add_argument("--timeout", type=int, default=600, help="seconds per case")
     bench.add_argument("--memory-limit-gib", type=float,
-                       help="per case; beyond it a case is OOM (default: 80%% of RAM)")
-    bench.add_argument("--output-dir", default="benchmarks")
+                       help="per case; beyond it a case is OOM (None: 80%% of RAM)")
+    bench.add_argument("--output-dir", default="benchmarks",
+                       help="folder of NAME.md, NAME.json (written after every case) and NAME.png")
     bench.add_argument("--name", default=None,
                        help="output file names (default: bench-cpu, bench-gpu, or quick)")
+
+
+def _add_convert(commands):
+    from keras_lambda.models import presets
+
+    convert = commands.add_parser(
+        "convert",
+        help="convert a timm LambdaResNet checkpoint into a .keras model",
+        description="Reads a timm checkpoint (.safetensors without torch; .pth/.bin with "
+        "torch, tensors only) of lambda_resnet26t, lambda_resnet50ts or "
+        "lambda_resnet26rpt_256, checks that every tensor is used exactly once, and "
+        "writes a .keras model (keras.models.load_model after import keras_lambda).",
+        formatter_class=_HelpFormatter,
+    )
+    convert.add_argument("--timm-checkpoint", required=True, metavar="FILE",
+                         help="the timm state dict")
+    convert.add_argument("--model", required=True,
+                         help="its architecture: " + ", ".join(presets.names("timm")))
+    convert.add_argument("--output", required=True, metavar="OUT.keras",
+                         help="the .keras file to write")
 
 
 def build_parser():
@@ -122,6 +185,7 @@ def build_parser():
     _add_train(commands)
     _add_tune(commands)
     _add_bench(commands)
+    _add_convert(commands)
     return parser
 
 
@@ -139,10 +203,16 @@ def _train(args):
         print(f"keras-lambda: error: {error}", file=sys.stderr)
         return 2
     summary_path = os.path.join(config.output_dir, "summary.json")
+    best = (
+        f"\nbest model (epoch {summary['best_epoch']}, validation accuracy "
+        f"{summary['best_val_accuracy']:.4f}): test accuracy {summary['best_test_accuracy']:.4f}"
+        if summary.get("best_test_accuracy") is not None else ""
+    )
     print(
-        f"\ntest accuracy {summary['test_accuracy']:.4f} · {summary['params']:,} parameters · "
+        f"\ntest accuracy {summary['test_accuracy']:.4f} (validation "
+        f"{summary['val_accuracy']:.4f}) · {summary['params']:,} parameters · "
         f"{summary['seconds']:.0f} s · epochs {summary['initial_epoch']}→{summary['epochs']} "
-        f"· {summary['replicas']} replica(s)\nsaved: {summary['model_path']} (final), "
+        f"· {summary['replicas']} replica(s){best}\nsaved: {summary['model_path']} (final), "
         f"{summary['best_path']} (best), {summary['logs']} (TensorBoard)"
         + (f", {summary_path}" if os.path.exists(summary_path) else "")
     )
@@ -197,6 +267,35 @@ def _bench(args, argv):
     return 0
 
 
+def _convert(args):
+    from keras_lambda.files import atomic_write, check_output_dir
+    from keras_lambda.models import presets
+    from keras_lambda.options import UsageError
+
+    try:
+        if args.model not in presets.names("timm"):
+            raise UsageError(f"unknown --model {args.model!r}; timm's: "
+                             + ", ".join(presets.names("timm")))
+        if not args.output.endswith(".keras"):
+            raise UsageError(f"--output must end in .keras, got {args.output!r}")
+        check_output_dir(os.path.dirname(os.path.abspath(args.output)), flag="--output")
+        from keras_lambda.models import ConversionError, build_preset, convert_timm
+
+        model = build_preset(args.model)
+        try:
+            convert_timm(args.timm_checkpoint, model)
+        except ConversionError as error:
+            raise UsageError(f"--timm-checkpoint {args.timm_checkpoint}: {error}") from None
+    except UsageError as error:
+        print(f"keras-lambda: error: {error}", file=sys.stderr)
+        return 2
+    atomic_write(args.output, model.save)
+    trainable = sum(math.prod(weight.shape) for weight in model.trainable_weights)
+    print(f"converted {args.timm_checkpoint} ({args.model}, {trainable:,} trainable "
+          f"parameters, as timm counts them) → {args.output}")
+    return 0
+
+
 def main(argv=None):
     """Entry point of the console script; returns the process exit code."""
     parser = build_parser()
@@ -207,6 +306,8 @@ def main(argv=None):
         return _tune(args)
     if args.command == "bench":
         return _bench(args, sys.argv[1:] if argv is None else list(argv))
+    if args.command == "convert":
+        return _convert(args)
     parser.print_help(sys.stderr)
     return 2
 

@@ -18,7 +18,7 @@ def fit(
     model,
     strategy,
     train_ds,
-    test_ds,
+    validation_ds,
     global_batch_size,
     loss,
     epochs,
@@ -28,7 +28,8 @@ def fit(
 ):
     """Trains `model` (built and compiled in `strategy.scope()`) for epochs
     [initial_epoch, epochs); `train_ds` yields global batches with drop_remainder,
-    so every worker runs the same number of steps. Returns the last epoch's logs."""
+    so every worker runs the same number of steps; `validation_ds` gives the
+    callbacks their `val_accuracy`. Returns the last epoch's logs."""
     per_example_loss = loss.__class__.from_config({**loss.get_config(), "reduction": None})
     with strategy.scope():  # its slots exist before the first distributed step
         model.optimizer.build(model.trainable_variables)
@@ -88,11 +89,10 @@ def fit(
             steps += 1
         if statistics:
             synchronise_statistics()
-        test_accuracy = accuracy(model, test_ds)
         logs = {
             "loss": total_loss / max(steps, 1),
             "accuracy": total_correct / max(steps * global_batch_size, 1),
-            "val_accuracy": float(test_accuracy),
+            "val_accuracy": accuracy(model, validation_ds),
         }
         if verbose:
             print(

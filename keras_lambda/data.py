@@ -7,6 +7,8 @@ Every loader returns a `Data` with unbatched `tf.data` datasets of
 
 import dataclasses
 import os
+import socket
+import urllib.parse
 
 import numpy as np
 import tensorflow as tf
@@ -64,7 +66,8 @@ def load_tfds(spec, data_dir=None):
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as error:  # tfds raises its own DatasetNotFoundError
         raise DataError(f"unknown tensorflow-datasets data set {name!r}: {error}") from None
-    builder.download_and_prepare()
+    if not builder.is_prepared():
+        _download(builder, name, data_dir)
     splits = set(builder.info.splits.keys())
     # An unprepared or mocked builder lists no splits: assume the usual "test".
     candidates = [s for s in ("test", "validation") if s in splits] or ([] if splits else ["test"])
@@ -88,6 +91,37 @@ def load_tfds(spec, data_dir=None):
         name=f"tfds:{name}",
         flip=True,
     )
+
+
+DOWNLOAD_PROBE_SECONDS = 5
+
+
+def _download(builder, name, data_dir):
+    """Downloads and prepares a tfds data set; no network (tfds itself retries for
+    minutes) or a failed download is a DataError that says how to prepare it."""
+    where = f" --data-dir {data_dir}" if data_dir else ""
+    advice = (
+        f"prepare it on a machine with network access (`tfds build {name}"
+        f"{' --data_dir ' + data_dir if data_dir else ''}`) and copy the folder here, "
+        f"then run again{' with' + where if where else ' (or pass --data-dir)'}"
+    )
+    hosts = sorted({urllib.parse.urlparse(url).hostname for url in (builder.url_infos or {})}
+                   - {None})
+    for host in hosts:
+        try:
+            socket.create_connection((host, 443), timeout=DOWNLOAD_PROBE_SECONDS).close()
+        except OSError as error:
+            raise DataError(
+                f"tfds:{name} is not prepared and {host} cannot be reached "
+                f"({error.strerror or error}); {advice}"
+            ) from None
+    try:
+        builder.download_and_prepare()
+    except Exception as error:  # requests, tfds and file-system errors alike
+        reason = (str(error).strip().splitlines() or [""])[0][:200]
+        raise DataError(
+            f"tfds:{name} could not be downloaded ({type(error).__name__}: {reason}); {advice}"
+        ) from None
 
 
 def _count(dataset):
@@ -139,6 +173,9 @@ def load_folder(path, seed=0, channels=3):
         held_out = max(1, len(paths) // 5) if len(paths) > 1 else 0
         test += [(p, label) for p in paths[:held_out]]
         train += [(p, label) for p in paths[held_out:]]
+    # Mixed classes: a validation split takes the first examples of the training split.
+    rng.shuffle(train)
+    rng.shuffle(test)
 
     def dataset(pairs):
         paths = [p for p, _ in pairs]
@@ -175,6 +212,19 @@ def load(dataset="digits", data_dir=None, seed=0):
         return load_tfds(dataset[5:], data_dir)
     raise DataError(
         f"unknown --dataset {dataset!r}: use 'digits', 'tfds:NAME[:SPLIT]', or --data-dir PATH"
+    )
+
+
+def split_validation(data, fraction):
+    """Holds out `fraction` of the training split (at least one example) for
+    validation: returns a `Data` that trains on the rest and whose `test` is the
+    held-out part, so the real test split stays unseen while models are chosen."""
+    num_validation = max(1, int(data.num_train * fraction))
+    return dataclasses.replace(
+        data,
+        train=data.train.skip(num_validation),
+        test=data.train.take(num_validation),
+        num_train=data.num_train - num_validation,
     )
 
 

@@ -1,6 +1,9 @@
 """Training settings and their checks, free of TensorFlow so the CLI answers fast."""
 
 import dataclasses
+import math
+
+from keras_lambda.models import presets
 
 
 class UsageError(ValueError):
@@ -8,9 +11,7 @@ class UsageError(ValueError):
 
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-MODELS = ("tiny",) + tuple(
-    f"lambda_resnet{depth}" for depth in (50, 101, 152, 200, 270, 350, 420)
-)
+MODELS = presets.names()
 NETWORK_STRIDE = 32
 
 
@@ -26,6 +27,7 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     weight_decay: float = 1e-4
     label_smoothing: float = 0.0
+    validation_fraction: float = 0.1  # of the training split: what picks best.keras
     precision: str = "float32"
     jit_compile: bool = False
     strategy: str = "auto"
@@ -35,6 +37,61 @@ class TrainConfig:
     output_dir: str = "runs/keras-lambda"
     seed: int = 0
     verbose: int = 1
+
+
+# What a resumed run must share with the run in its folder: the model, the data and
+# its split, the numerics and the steps per epoch. Everything else (epochs, the
+# learning-rate schedule, the loss, XLA, the strategy) may change on resume.
+RESUME_FIXED = (
+    "dataset", "data_dir", "model", "image_size", "key_dim", "num_heads", "scope",
+    "precision", "batch_size", "validation_fraction", "seed",
+)
+NOT_RECORDED = ("output_dir", "verbose")
+
+
+def recorded(config):
+    """The settings a run stores with its checkpoints (a JSON-ready dict)."""
+    return {
+        key: value for key, value in dataclasses.asdict(config).items()
+        if key not in NOT_RECORDED
+    }
+
+
+def resume_changes(stored, config):
+    """Compares the settings `stored` with a run's checkpoints to `config`.
+
+    Returns `{name: [stored, new]}` for the settings that may change; raises
+    UsageError naming the ones that may not.
+    """
+    current = recorded(config)
+    changed = {
+        key: [stored.get(key), value] for key, value in current.items()
+        if key in stored and stored[key] != value
+    }
+    fixed = [key for key in RESUME_FIXED if key in changed]
+    if fixed:
+        differences = ", ".join(
+            f"--{key.replace('_', '-')} {changed[key][1]!r} (the run has {changed[key][0]!r})"
+            for key in fixed
+        )
+        raise UsageError(
+            f"--output-dir {config.output_dir!r} holds a run with other settings: "
+            f"{differences}; resume with the run's settings or use a new --output-dir"
+        )
+    return changed
+
+
+def _check_number(name, value, low, high=math.inf, low_inclusive=True, high_inclusive=False):
+    """Raises UsageError unless value lies in the interval the flags give, NaN excluded."""
+    if not (
+        isinstance(value, (int, float))
+        and (value >= low if low_inclusive else value > low)
+        and (value <= high if high_inclusive else value < high)
+    ):
+        interval = (
+            ("[" if low_inclusive else "(") + f"{low:g}, {high:g}" + ("]" if high_inclusive else ")")
+        )
+        raise UsageError(f"--{name.replace('_', '-')} must be in {interval}, got {value!r}")
 
 
 def _check_choices(config, choices):
@@ -61,6 +118,15 @@ def validate(config):
             raise UsageError(f"--{field.replace('_', '-')} must be >= 1, got {getattr(config, field)}")
     if config.image_size < NETWORK_STRIDE:
         raise UsageError(f"--image-size must be >= 32 (the network stride), got {config.image_size}")
+    _check_number("learning_rate", config.learning_rate, 0, low_inclusive=False)
+    _check_number("warmup_epochs", config.warmup_epochs, 0)
+    _check_number("weight_decay", config.weight_decay, 0)
+    _check_number("label_smoothing", config.label_smoothing, 0, 1)
+    _check_number("validation_fraction", config.validation_fraction, 0, 1, low_inclusive=False)
+    for field in ("key_dim", "num_heads", "scope"):
+        value = getattr(config, field)
+        if value is not None and value < 1:
+            raise UsageError(f"--{field.replace('_', '-')} must be >= 1, got {value}")
 
 
 TUNERS = ("random", "hyperband", "bayesian")
@@ -115,9 +181,6 @@ def validate_tune(config):
     for field in ("max_trials", "epochs"):
         if getattr(config, field) < 1:
             raise UsageError(f"--{field.replace('_', '-')} must be >= 1, got {getattr(config, field)}")
-    if not 0 < config.validation_fraction < 1:
-        raise UsageError(
-            f"--validation-fraction must be between 0 and 1, got {config.validation_fraction}"
-        )
+    _check_number("validation_fraction", config.validation_fraction, 0, 1, low_inclusive=False)
     validate(TrainConfig(dataset=config.dataset, data_dir=config.data_dir,
                          image_size=config.image_size))

@@ -1,30 +1,35 @@
 """Training: strategy, model, compile/fit, atomic checkpoints and resume, summary.
 
 `train(TrainConfig(...))` is what `keras-lambda train` runs. A run writes into
-`output_dir`: `checkpoints/` (the last epoch, written atomically, with the
-optimizer), `best.keras`, `model.keras` (final), `logs/` (TensorBoard) and
-`summary.json`. Started again with the same output_dir, it resumes from the last
-checkpoint, whatever moment the previous run was killed at.
+`output_dir`: `checkpoints/` (the last two epochs with the optimizer, see
+`checkpoints`), `best.keras` (best validation accuracy, on a split held out of
+the training data), `model.keras` (final), `logs/` (TensorBoard) and
+`summary.json` (both models' accuracy on the test split, used once, at the end).
+Started again with the same output_dir, it resumes from the newest checkpoint
+that loads, whatever moment the previous run was killed at; a lock file keeps a
+second run out of the folder meanwhile.
 """
 
-import json
+import dataclasses
 import math
 import os
+import sys
 import time
 
 import keras
 import tensorflow as tf
 
-from keras_lambda import custom_loop
+from keras_lambda import checkpoints, custom_loop
 from keras_lambda import data as data_lib
 from keras_lambda import models
-from keras_lambda.options import TrainConfig, UsageError, validate  # noqa: F401
-
-NAMED_MODELS = {
-    f"lambda_resnet{depth}": getattr(models, f"LambdaResNet{depth}")
-    for depth in (50, 101, 152, 200, 270, 350, 420)
-}
-
+from keras_lambda.files import OutputLock, atomic_write, check_output_dir, read_json, write_json
+from keras_lambda.options import (  # noqa: F401
+    TrainConfig,
+    UsageError,
+    recorded,
+    resume_changes,
+    validate,
+)
 
 def make_strategy(name):
     """`tf.distribute` strategy for `--strategy`; create it before any other op
@@ -53,30 +58,24 @@ def needs_static_shapes(strategy):
 
 
 def build_model(config, input_shape, num_classes):
+    """The preset `config.model` for these inputs and classes, with the lambda
+    settings the command line overrides (--key-dim, --num-heads, --scope)."""
     overrides = {
-        key: value
-        for key, value in (("key_dim", config.key_dim), ("num_heads", config.num_heads))
-        if value is not None
+        key: getattr(config, key)
+        for key in ("key_dim", "num_heads", "scope")
+        if getattr(config, key) is not None
     }
-    if config.model == "tiny":
-        # Lambda layers in the low-resolution stages c4, c5; global by default.
-        return models.LambdaResNet(
-            stackwise_num_blocks=(1, 1, 1, 1),
-            width_multiplier=0.25,
-            placement="CCLL",
-            scope=config.scope,
-            key_dim=overrides.pop("key_dim", 8),
-            input_shape=input_shape,
-            classes=num_classes,
-            name="lambda_resnet_tiny",
-            **overrides,
-        )
-    if config.scope is not None:
-        overrides["scope"] = config.scope
-    return NAMED_MODELS[config.model](input_shape=input_shape, classes=num_classes, **overrides)
+    return models.build_preset(
+        config.model, input_shape=input_shape, classes=num_classes, **overrides
+    )
 
 
 def compile_model(model, config, steps_per_epoch):
+    """AdamW with linear warm-up, then cosine decay to 0 over the run's `epochs`.
+
+    The schedule is a function of the optimizer's step and the current settings:
+    a run resumed with more epochs continues from the step it reached on the
+    schedule of the new total, so the added epochs train."""
     total = max(1, config.epochs * steps_per_epoch)
     warmup = min(total - 1, int(config.warmup_epochs * steps_per_epoch))
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -93,57 +92,29 @@ def compile_model(model, config, steps_per_epoch):
     )
 
 
-def atomic_write(path, write):
-    """Writes through a temporary file and renames it: a kill leaves old or new, never half."""
-    temporary = f"{path}.tmp{os.path.splitext(path)[1]}"
-    write(temporary)
-    os.replace(temporary, path)
-
-
-def write_json(path, payload):
-    def write(temporary):
-        with open(temporary, "w") as file:
-            json.dump(payload, file, indent=2)
-
-    atomic_write(path, write)
-
-
-class EpochCheckpoint(keras.callbacks.Callback):
-    """After every epoch: the model (with optimizer) to checkpoints/, then state.json
-    pointing at it, then the older checkpoint removed; the best model to best.keras."""
-
-    def __init__(self, output_dir, best_accuracy=-1.0):
-        super().__init__()
-        self.directory = os.path.join(output_dir, "checkpoints")
-        self.best_path = os.path.join(output_dir, "best.keras")
-        self.best_accuracy = best_accuracy
-        os.makedirs(self.directory, exist_ok=True)
-
-    def on_epoch_end(self, epoch, logs=None):
-        accuracy = (logs or {}).get("val_accuracy", -1.0)
-        if accuracy > self.best_accuracy:
-            self.best_accuracy = accuracy
-            atomic_write(self.best_path, self.model.save)
-        name = f"epoch-{epoch + 1:04d}.keras"
-        atomic_write(os.path.join(self.directory, name), self.model.save)
-        state = {"epoch": epoch + 1, "checkpoint": name, "best_accuracy": self.best_accuracy}
-        write_json(os.path.join(self.directory, "state.json"), state)
-        for old in os.listdir(self.directory):
-            if old.endswith(".keras") and old != name:
-                os.remove(os.path.join(self.directory, old))
-
-
-def _resume_state(output_dir):
-    path = os.path.join(output_dir, "checkpoints", "state.json")
-    if not os.path.exists(path):
-        return None
-    with open(path) as file:
-        return json.load(file)
-
-
 def train(config):
-    """Trains as `config` says; returns the summary dict (also in summary.json)."""
+    """Trains as `config` says; returns the summary dict (also in summary.json).
+
+    With checkpoints in `config.output_dir` it resumes from the newest one that
+    loads; settings that change the model or the data must match the run's
+    (`options.RESUME_FIXED`), the others are applied and recorded."""
     validate(config)
+    check_output_dir(config.output_dir)
+    latest = next(iter(checkpoints.saved(_checkpoint_dir(config))), None)
+    if latest is not None:
+        resume_changes(latest.get("config", {}), config)  # raises on model/data changes
+        if latest["epoch"] > config.epochs:
+            raise UsageError(
+                f"--output-dir {config.output_dir!r} holds a run trained for "
+                f"{latest['epoch']} epochs; --epochs {config.epochs} would train none "
+                "(pass more epochs to train on, or use a new --output-dir)"
+            )
+        finished = read_json(os.path.join(config.output_dir, "summary.json"))
+        if latest["epoch"] == config.epochs and finished and finished.get("epochs") == config.epochs:
+            if config.verbose:
+                print(f"{config.output_dir} already holds this run, trained for "
+                      f"{config.epochs} epochs: nothing to train")
+            return finished
     strategy = make_strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)
     data = data_lib.load(config.dataset, config.data_dir, config.seed)
@@ -165,6 +136,11 @@ def one_hot(num_classes):
     return lambda image, label: (image, tf.one_hot(label, num_classes))
 
 
+def _checkpoint_dir(config):
+    """The chief's checkpoints, which every worker resumes from."""
+    return os.path.join(config.output_dir, "checkpoints")
+
+
 def _worker_dir(config, chief, strategy):
     """The chief writes into output_dir; other workers into a private folder of it."""
     if chief:
@@ -172,77 +148,113 @@ def _worker_dir(config, chief, strategy):
     return os.path.join(config.output_dir, f".worker-{strategy.cluster_resolver.task_id}")
 
 
+def _report(message):
+    print(f"keras-lambda: {message}", file=sys.stderr, flush=True)
+
+
+@dataclasses.dataclass
+class _Pipelines:
+    train: tf.data.Dataset
+    validation: tf.data.Dataset  # held out of the training split: picks best.keras
+    test: tf.data.Dataset  # used once, at the end
+    steps_per_epoch: int
+    num_train: int
+    num_validation: int
+
+
+def _pipelines(config, data, static):
+    batches = config.batch_size
+    to_one_hot = one_hot(data.num_classes)
+    held_out = data_lib.split_validation(data, config.validation_fraction)
+    steps = held_out.num_train // batches if static else math.ceil(held_out.num_train / batches)
+    return _Pipelines(
+        train=data_lib.batched(
+            held_out, config.image_size, batches, True, drop_remainder=static, seed=config.seed
+        ).map(to_one_hot),
+        validation=data_lib.batched(held_out, config.image_size, batches, False).map(to_one_hot),
+        test=data_lib.batched(data, config.image_size, batches, False).map(to_one_hot),
+        steps_per_epoch=max(1, steps),
+        num_train=held_out.num_train,
+        num_validation=data.num_train - held_out.num_train,
+    )
+
+
 def _fit(config, data, strategy, started):
     chief = custom_loop.is_chief(strategy)
     own_dir = _worker_dir(config, chief, strategy)
-    static = needs_static_shapes(strategy)
-    batches = config.batch_size
-    steps_per_epoch = data.num_train // batches if static else math.ceil(data.num_train / batches)
-    train_ds = data_lib.batched(
-        data, config.image_size, batches, True, drop_remainder=static, seed=config.seed
-    ).map(one_hot(data.num_classes))
-    test_ds = data_lib.batched(data, config.image_size, batches, False).map(
-        one_hot(data.num_classes)
-    )
-    state = _resume_state(config.output_dir)  # the chief's checkpoint, for every worker
+    custom = custom_loop.uses_custom_loop(strategy)
+    pipelines = _pipelines(config, data, needs_static_shapes(strategy))
     with strategy.scope():
-        if state is not None:
-            checkpoint = os.path.join(config.output_dir, "checkpoints", state["checkpoint"])
-            model = keras.models.load_model(checkpoint)
-            initial_epoch = state["epoch"]
-        else:
-            try:
-                model = build_model(
-                    config, (config.image_size, config.image_size, data.channels), data.num_classes
-                )
-            except ValueError as error:  # e.g. --num-heads that does not divide a width
-                raise UsageError(f"cannot build --model {config.model}: {error}") from None
-            compile_model(model, config, max(1, steps_per_epoch))
-            initial_epoch = 0
+        try:
+            model = build_model(
+                config, (config.image_size, config.image_size, data.channels), data.num_classes
+            )
+        except ValueError as error:  # e.g. --num-heads that does not divide a width
+            raise UsageError(f"cannot build --model {config.model}: {error}") from None
+        compile_model(model, config, pipelines.steps_per_epoch)
+        model.optimizer.build(model.trainable_variables)  # its state loads with a checkpoint
     os.makedirs(own_dir, exist_ok=True)  # only now: bad input leaves nothing behind
-    callbacks = [EpochCheckpoint(own_dir, state["best_accuracy"] if state else -1.0)]
-    if custom_loop.uses_custom_loop(strategy):
-        custom_loop.fit(
-            model,
-            strategy,
-            train_ds,
-            test_ds,
-            batches,
-            model.loss,
-            config.epochs,
-            initial_epoch,
-            callbacks,
-            config.verbose if chief else 0,
-        )
-    else:
-        callbacks.append(keras.callbacks.TensorBoard(os.path.join(own_dir, "logs")))
-        model.fit(
-            train_ds,
-            validation_data=test_ds,
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            callbacks=callbacks,
-            verbose=config.verbose,
-        )
-    if custom_loop.uses_custom_loop(strategy):
-        test_accuracy = custom_loop.accuracy(model, test_ds)
-    else:
-        test_accuracy = model.evaluate(test_ds, verbose=0, return_dict=True)["accuracy"]
-    final_path = os.path.join(own_dir, "model.keras")
-    atomic_write(final_path, model.save)
-    summary = {
-        "test_accuracy": float(test_accuracy),
-        "epochs": config.epochs,
-        "initial_epoch": initial_epoch,
-        "params": model.count_params(),
-        "replicas": strategy.num_replicas_in_sync,
-        "seconds": round(time.time() - started, 1),
-        "dataset": data.name,
-        "model": config.model,
-        "model_path": final_path,
-        "best_path": os.path.join(own_dir, "best.keras"),
-        "logs": os.path.join(own_dir, "logs"),
-    }
-    if chief:
-        write_json(os.path.join(config.output_dir, "summary.json"), summary)
+    with OutputLock(own_dir):
+        resumed = checkpoints.restore(model, _checkpoint_dir(config), report=_report)
+        initial_epoch = resumed["epoch"] if resumed else 0
+        history = list(resumed.get("history", [])) if resumed else []
+        if resumed:
+            changes = resume_changes(resumed.get("config", {}), config)
+            if changes:
+                history.append({"epoch": initial_epoch, "changed": changes})
+            if config.verbose and chief:
+                changed = "; ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in changes.items())
+                print(f"resuming {config.output_dir} after epoch {initial_epoch}"
+                      + (f" (changed: {changed})" if changed else ""), flush=True)
+        run = {"config": recorded(config), "history": history}
+        callbacks = [checkpoints.EpochCheckpoint(own_dir, run, best=resumed)]
+        if custom:
+            custom_loop.fit(
+                model, strategy, pipelines.train, pipelines.validation, config.batch_size, model.loss,
+                config.epochs, initial_epoch, callbacks, config.verbose if chief else 0,
+            )
+        else:
+            callbacks.append(keras.callbacks.TensorBoard(os.path.join(own_dir, "logs")))
+            model.fit(
+                pipelines.train,
+                validation_data=pipelines.validation,
+                epochs=config.epochs,
+                initial_epoch=initial_epoch,
+                callbacks=callbacks,
+                verbose=config.verbose,
+                shuffle=False,  # the pipeline shuffles
+            )
+        best_path = os.path.join(own_dir, "best.keras")
+        accuracy = custom_loop.accuracy if custom else _accuracy
+        summary = {
+            "test_accuracy": accuracy(model, pipelines.test),
+            "val_accuracy": accuracy(model, pipelines.validation),
+            "best_test_accuracy": (
+                accuracy(keras.models.load_model(best_path), pipelines.test)
+                if os.path.exists(best_path) else None
+            ),
+            "best_val_accuracy": callbacks[0].best_val_accuracy,
+            "best_epoch": callbacks[0].best_epoch,
+            "epochs": config.epochs,
+            "initial_epoch": initial_epoch,
+            "params": model.count_params(),
+            "replicas": strategy.num_replicas_in_sync,
+            "seconds": round(time.time() - started, 1),
+            "dataset": data.name,
+            "model": config.model,
+            "train_examples": pipelines.num_train,
+            "validation_examples": pipelines.num_validation,
+            "config": run["config"],
+            "history": history,
+            "model_path": os.path.join(own_dir, "model.keras"),
+            "best_path": best_path,
+            "logs": os.path.join(own_dir, "logs"),
+        }
+        atomic_write(summary["model_path"], model.save)
+        if chief:
+            write_json(os.path.join(config.output_dir, "summary.json"), summary)
     return summary
+
+
+def _accuracy(model, dataset):
+    return float(model.evaluate(dataset, verbose=0, return_dict=True)["accuracy"])

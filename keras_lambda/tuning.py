@@ -17,7 +17,6 @@ The search space (every entry can be fixed or re-ranged by the caller, see
 | batch_size        | 32, 64, 128                         | chosen in `fit`                       |
 """
 
-import dataclasses
 import math
 import os
 import warnings
@@ -29,8 +28,9 @@ import tensorflow as tf
 
 from keras_lambda import data as data_lib
 from keras_lambda import models
+from keras_lambda.files import atomic_write, check_output_dir, write_json
 from keras_lambda.options import TUNERS, UsageError, validate_tune
-from keras_lambda.train import atomic_write, make_strategy, one_hot, write_json
+from keras_lambda.train import make_strategy, one_hot
 
 GLOBAL_SCOPE = 0  # `scope` value meaning a global context (KerasTuner choices need one type)
 
@@ -182,6 +182,8 @@ class LambdaResNetHyperModel(keras_tuner.HyperModel):
         batch_size = self._value(hp, "batch_size")
         kwargs.pop("batch_size", None)
         x, batch_kwargs = _batch(x, batch_size, training=True)
+        if "batch_size" not in batch_kwargs:  # a dataset, shuffled by its pipeline
+            kwargs.setdefault("shuffle", False)
         if validation_data is not None and not isinstance(validation_data, tuple):
             validation_data, _ = _batch(validation_data, batch_size, training=False)
         return model.fit(x, y, validation_data=validation_data, **batch_kwargs, **kwargs)
@@ -245,18 +247,6 @@ def make_tuner(
     return tuner
 
 
-def split_validation(data, fraction):
-    """Trials are ranked on a slice of the training split; the test split stays
-    unseen until the best model is evaluated on it."""
-    num_validation = max(1, int(data.num_train * fraction))
-    return dataclasses.replace(
-        data,
-        train=data.train.skip(num_validation),
-        test=data.train.take(num_validation),
-        num_train=data.num_train - num_validation,
-    )
-
-
 def search(config):
     """Runs the search `TuneConfig` describes (what `keras-lambda tune` runs).
 
@@ -265,10 +255,11 @@ def search(config):
     validation and test accuracy). Returns the `best.json` dict.
     """
     validate_tune(config)
+    check_output_dir(config.output_dir)
     strategy = make_strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)
     data = data_lib.load(config.dataset, config.data_dir, config.seed)
-    trials_data = split_validation(data, config.validation_fraction)
+    trials_data = data_lib.split_validation(data, config.validation_fraction)
     to_one_hot = one_hot(data.num_classes)
     size = config.image_size
 

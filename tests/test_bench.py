@@ -9,7 +9,7 @@ import pytest
 
 from keras_lambda import baselines, bench, bench_report
 from tests import reference
-from tests.test_train import run_cli
+from tests.helpers import run_cli
 
 
 def random(shape, seed=0):

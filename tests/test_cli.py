@@ -20,3 +20,21 @@ def test_version_from_the_installed_console_script():
 def test_no_command_prints_usage_and_exits_2(capsys):
     assert cli.main([]) == 2
     assert "usage: keras-lambda" in capsys.readouterr().err
+
+
+def test_every_option_says_what_it_does_and_its_default(capsys):
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for name, command in commands.items():
+        for action in command._actions:
+            if action.dest == "help":
+                continue
+            assert action.help, f"keras-lambda {name} {action.option_strings[0]} has no help"
+            shown = command.formatter_class("x")._get_help_string(action)
+            if action.default is not None and action.default is not False:  # not switches
+                assert "(default" in shown, f"{name} {action.option_strings[0]}: {shown}"
+    try:
+        cli.main(["train", "--help"])
+    except SystemExit:
+        pass
+    assert "runs/keras-lambda" in capsys.readouterr().out

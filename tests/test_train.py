@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,17 +13,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_lambda import data as data_lib
 from keras_lambda.train import TrainConfig, train
-
-SCRIPT = shutil.which("keras-lambda", path=os.path.dirname(sys.executable))
-QUIET = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+from tests.helpers import QUIET, SCRIPT, run_cli, start_cli, write_image_folder
 
 
-def run_cli(*args, **kwargs):
-    return subprocess.run([SCRIPT, *args], capture_output=True, text=True, env=QUIET, **kwargs)
-
-
-def test_train_writes_model_checkpoint_logs_and_summary(tmp_path):
+def test_train_writes_model_checkpoint_logs_and_summary_and_picks_best_on_validation(tmp_path):
     summary = train(TrainConfig(epochs=2, output_dir=str(tmp_path), verbose=0))
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk == summary
@@ -35,6 +29,109 @@ def test_train_writes_model_checkpoint_logs_and_summary(tmp_path):
     assert (tmp_path / "best.keras").exists() and os.listdir(tmp_path / "logs")
     model = keras.models.load_model(tmp_path / "model.keras")
     assert model.count_params() == summary["params"]
+    assert not (tmp_path / ".lock").exists()  # released
+
+    # best.keras is picked on the validation split, held out of the training split;
+    # the test split is used at the end, for the final and the best model.
+    assert summary["validation_examples"] == 143 and summary["train_examples"] == 1437 - 143
+    records = [json.loads((tmp_path / "checkpoints" / f"epoch-000{e}.json").read_text())
+               for e in (1, 2)]
+    best = max(records, key=lambda record: record["val_accuracy"])
+    assert summary["best_epoch"] == best["epoch"]
+    assert summary["best_val_accuracy"] == best["val_accuracy"]
+    best_model = keras.models.load_model(tmp_path / "best.keras")
+    digits = data_lib.load_digits()
+    test = data_lib.batched(digits, 32, 64, False).map(lambda x, y: (x, tf.one_hot(y, 10)))
+    predictions = np.concatenate([np.asarray(best_model(x)) for x, _ in test]).argmax(-1)
+    labels = np.concatenate([np.asarray(y) for _, y in test]).argmax(-1)
+    assert summary["best_test_accuracy"] == pytest.approx((predictions == labels).mean(), abs=1e-6)
+
+
+def trainable(path):
+    return [np.asarray(w) for w in keras.models.load_model(path).trainable_weights]
+
+
+@pytest.mark.slow
+def test_resuming_with_more_epochs_trains_and_records_what_changed(tmp_path):
+    first = run_cli("train", "--epochs", "2", "--output-dir", str(tmp_path))
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert first.stderr == ""  # a clean run prints progress and the summary, nothing else
+    after_two = trainable(tmp_path / "checkpoints" / "epoch-0002.keras")
+
+    more = run_cli("train", "--epochs", "3", "--learning-rate", "0.002",
+                   "--output-dir", str(tmp_path))
+    assert more.returncode == 0, more.stderr[-2000:]
+    assert "resuming" in more.stdout and "epochs 2 -> 3" in more.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["initial_epoch"] == 2 and summary["epochs"] == 3
+    assert summary["history"] == [
+        {"epoch": 2, "changed": {"epochs": [2, 3], "learning_rate": [0.003, 0.002]}}
+    ]
+    after_three = trainable(tmp_path / "model.keras")
+    # Learning rate 0 (the old schedule's end) would leave every trainable weight as it was.
+    moved = max(float(np.abs(a - b).max()) for a, b in zip(after_two, after_three))
+    assert moved > 1e-4
+
+    written = {name: (tmp_path / name).read_bytes() for name in ("summary.json", "model.keras")}
+    fewer = run_cli("train", "--epochs", "1", "--output-dir", str(tmp_path))
+    assert fewer.returncode == 2 and "holds a run trained for 3 epochs; --epochs 1" in fewer.stderr
+    other = run_cli("train", "--epochs", "4", "--model", "lambda_resnet50",
+                    "--output-dir", str(tmp_path))
+    assert other.returncode == 2
+    assert "--model 'lambda_resnet50' (the run has 'tiny')" in other.stderr
+    same = run_cli("train", "--epochs", "3", "--learning-rate", "0.002",
+                   "--output-dir", str(tmp_path))
+    assert same.returncode == 0 and "nothing to train" in same.stdout
+    for result in (fewer, other):
+        assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert {name: (tmp_path / name).read_bytes() for name in written} == written
+
+
+@pytest.mark.slow
+def test_a_truncated_newest_checkpoint_is_skipped_in_one_line(tmp_path):
+    assert run_cli("train", "--epochs", "2", "--output-dir", str(tmp_path)).returncode == 0
+    newest = tmp_path / "checkpoints" / "epoch-0002.keras"
+    newest.write_bytes(newest.read_bytes()[:4096])
+    (tmp_path / "checkpoints" / "state.json").write_text('{"epo')
+    result = run_cli("train", "--epochs", "3", "--output-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines() == [
+        f"keras-lambda: checkpoint {newest} does not load (BadZipFile: File is not a zip file); "
+        "trying an older one"
+    ]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["initial_epoch"] == 1 and summary["epochs"] == 3
+    assert json.loads((tmp_path / "checkpoints" / "state.json").read_text())["epoch"] == 3
+
+
+def test_output_dir_faults_are_one_line_before_any_work(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for output, message in ((blocker, "is a file, not a folder"),
+                            ("/proc/keras-lambda-run", "cannot write into '/proc'")):
+        for command in ("train", "bench"):
+            result = run_cli(command, "--output-dir", str(output))
+            assert result.returncode == 2, (command, result.stderr[-2000:])
+            assert message in result.stderr and result.stderr.strip().count("\n") == 0
+    assert blocker.read_text() == ""
+
+
+@pytest.mark.slow
+def test_a_second_run_into_the_same_folder_exits_with_one_line(tmp_path):
+    first = start_cli("train", "--epochs", "3", "--output-dir", str(tmp_path),
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while not (tmp_path / ".lock").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        second = run_cli("train", "--epochs", "3", "--output-dir", str(tmp_path))
+        assert first.poll() is None, "the first run ended before the second one started"
+    finally:
+        first.kill()
+        first.wait()
+    assert second.returncode == 2
+    assert f"is in use by another run (pid {first.pid})" in second.stderr
+    assert second.stderr.strip().count("\n") == 0
 
 
 @pytest.mark.slow
@@ -64,16 +161,6 @@ def test_a_run_killed_with_sigkill_resumes_and_finishes(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["initial_epoch"] == done and summary["epochs"] == 4
     assert json.loads(state.read_text())["epoch"] == 4
-
-
-def write_image_folder(root, classes=("circle", "square"), per_class=12, size=12):
-    rng = np.random.default_rng(0)
-    for label, name in enumerate(classes):
-        (root / name).mkdir(parents=True)
-        for index in range(per_class):
-            image = (rng.uniform(size=(size, size, 3)) * 60).astype("uint8")
-            image[2:10, 2:10, label] = 255
-            (root / name / f"{index}.png").write_bytes(tf.io.encode_png(image).numpy())
 
 
 def test_train_on_an_image_folder(tmp_path):
@@ -111,6 +198,9 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
         (["--precision", "float8"], "unknown --precision 'float8'"),
         (["--epochs", "0"], "--epochs must be >= 1"),
         (["--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
+        (["--learning-rate", "nan"], "--learning-rate must be in (0, inf), got nan"),
+        (["--label-smoothing", "5"], "--label-smoothing must be in [0, 1), got 5.0"),
+        (["--warmup-epochs", "-1"], "--warmup-epochs must be in [0, inf), got -1.0"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, args, message):
@@ -159,10 +249,18 @@ def test_batch_not_divisible_by_replicas(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_train_on_a_tensorflow_datasets_set_offline(tmp_path):
-    """tfds's mock data stands in for cifar10 (32x32x3, 10 classes) without a download."""
+def test_train_on_a_tensorflow_datasets_set_offline(tmp_path, monkeypatch):
+    """tfds's mock data stands in for cifar10 (32x32x3, 10 classes) without a download;
+    the reachability probe that precedes a download is told the host answers."""
+    import socket
+
     import tensorflow_datasets as tfds
 
+    class Reachable:
+        def close(self):
+            pass
+
+    monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: Reachable())
     with tfds.testing.mock_data(num_examples=40):
         summary = train(TrainConfig(dataset="tfds:cifar10", epochs=1, batch_size=16,
                                     output_dir=str(tmp_path), verbose=0))
@@ -223,8 +321,6 @@ def test_two_workers_train_to_identical_weights_and_resume(tmp_path):
 def test_what_a_tpu_needs_static_shapes_and_an_xla_train_step(tmp_path):
     """TPUStrategy itself cannot run here (and resolving a TPU would query cloud
     metadata servers); its requirements can: fixed batch shapes and XLA steps."""
-    from keras_lambda import data as data_lib
-
     data = data_lib.load_digits()
     batches = data_lib.batched(data, 32, 64, training=True, drop_remainder=True)
     assert tuple(batches.element_spec[0].shape) == (64, 32, 32, 1)

@@ -17,7 +17,7 @@ import keras_lambda
 from keras_lambda.layers import LambdaLayer
 from keras_lambda.options import TuneConfig
 from keras_lambda.tuning import SEARCH_SPACE, LambdaResNetHyperModel, search
-from tests.test_train import QUIET, SCRIPT, run_cli
+from tests.helpers import QUIET, SCRIPT, run_cli
 
 # Small, fast trials: one bottleneck per stage at a quarter of the width.
 SMALL = {"blocks_per_stage": 1, "width_multiplier": 0.25}
@@ -215,7 +215,7 @@ def test_a_killed_search_continues_without_rerunning_finished_trials(tmp_path):
         (["--space", "key_dim"], "--space expects NAME=VALUE[,VALUE...], got 'key_dim'"),
         (["--space", "depth=3"], "--space: unknown search space entries ['depth']"),
         (["--space", "scope=4"], "`scope` values must be 0 (global) or an odd size, got 4"),
-        (["--validation-fraction", "1.5"], "--validation-fraction must be between 0 and 1"),
+        (["--validation-fraction", "1.5"], "--validation-fraction must be in (0, 1), got 1.5"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, args, message):

@@ -1,5 +1,7 @@
 """Argument checks shared by the layers: each raises ValueError naming the argument."""
 
+import math
+
 
 def positive_int(name, value):
     """Returns value if it is an int >= 1."""
@@ -28,5 +30,23 @@ def one_of(name, value, allowed):
         choices = ", ".join(repr(choice) for choice in allowed)
         raise ValueError(
             f"`{name}` must be one of {choices}. Received: {name}={value!r}"
+        )
+    return value
+
+
+def number_in(name, value, low, high, low_inclusive=True, high_inclusive=True):
+    """Returns value if it is a finite real number inside the interval."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (
+        number
+        and math.isfinite(value)
+        and (value >= low if low_inclusive else value > low)
+        and (value <= high if high_inclusive else value < high)
+    ):
+        interval = (
+            ("[" if low_inclusive else "(") + f"{low:g}, {high:g}" + ("]" if high_inclusive else ")")
+        )
+        raise ValueError(
+            f"`{name}` must be a number in {interval}. Received: {name}={value!r}"
         )
     return value

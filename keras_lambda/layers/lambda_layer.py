@@ -99,6 +99,9 @@ class LambdaLayer(keras.layers.Layer):
             (prefix-sum content lambdas, masked position embeddings).
         dilation_rate: dilation of the local scope (scope != None only).
         norm_momentum, norm_epsilon: of the batch norms on queries and values.
+        position_bias: adds a learned bias `[k]` to every position lambda, the
+            same for every v (λp_n + b 1ᵀ): the bias of timm's lambda convolution
+            (a Conv3d with bias). Off by default: the paper has none.
         **kwargs: base `keras.layers.Layer` arguments (name, dtype, ...).
 
     Example:
@@ -127,6 +130,7 @@ class LambdaLayer(keras.layers.Layer):
         dilation_rate=1,
         norm_momentum=0.99,
         norm_epsilon=1e-3,
+        position_bias=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -150,8 +154,17 @@ class LambdaLayer(keras.layers.Layer):
             )
         _checks.one_of("causal", causal, (False, True))
         self.causal = bool(causal)
-        self.norm_momentum = norm_momentum
-        self.norm_epsilon = norm_epsilon
+        self.norm_momentum = _checks.number_in("norm_momentum", norm_momentum, 0, 1)
+        self.norm_epsilon = _checks.number_in(
+            "norm_epsilon", norm_epsilon, 0, math.inf, low_inclusive=False, high_inclusive=False
+        )
+        _checks.one_of("position_bias", position_bias, (False, True))
+        if position_bias and self.position is None:
+            raise ValueError(
+                "`position_bias` adds to the position lambdas; a content-only layer "
+                "(position=None) has none. Received: position_bias=True, position=None"
+            )
+        self.position_bias = bool(position_bias)
         self._check_embedding(embedding)
         # The constructor argument (shared) and the table in use (shared or own).
         self._shared_embedding = embedding
@@ -249,6 +262,10 @@ class LambdaLayer(keras.layers.Layer):
             if not self.embedding.built:
                 self.embedding.build(input_shape)
             self.embedding.check_serves(input_shape, k, u, self.scope, self.name)
+        if self.position_bias:
+            self.position_bias_weight = self.add_weight(
+                name="position_bias", shape=(k,), initializer="zeros"
+            )
 
     def _batch_norm(self, name, shape):
         norm = keras.layers.BatchNormalization(
@@ -315,6 +332,8 @@ class LambdaLayer(keras.layers.Layer):
         spatial = tuple(inputs.shape[1:-1])
         batch = position_ops.batch_size(inputs)
         spatial_sizes = position_ops.spatial_shape(inputs, len(spatial))
+        if not keras.backend.is_float_dtype(inputs.dtype):  # Keras casts float inputs only
+            inputs = ops.cast(inputs, self.compute_dtype)
 
         projected = ops.matmul(inputs, ops.cast(self.qkv_kernel, inputs.dtype))
         queries, keys, values = ops.split(projected, [h * k, h * k + k * u], axis=-1)
@@ -343,6 +362,9 @@ class LambdaLayer(keras.layers.Layer):
             )  # [b, *S, v, k]
             lambdas = ops.reshape(lambdas, (batch, -1, v, k))
             outputs = outputs + ops.einsum("bnhk,bnvk->bnhv", queries, lambdas)
+            if self.position_bias:  # q_n · b, the same for every v: never [b, n, v, k]
+                bias = ops.cast(self.position_bias_weight, queries.dtype)
+                outputs = outputs + ops.einsum("bnhk,k->bnh", queries, bias)[..., None]
 
         return ops.reshape(outputs, (batch,) + spatial_sizes + (h * v,))
 
@@ -372,6 +394,7 @@ class LambdaLayer(keras.layers.Layer):
                 "dilation_rate": self.dilation_rate,
                 "norm_momentum": self.norm_momentum,
                 "norm_epsilon": self.norm_epsilon,
+                "position_bias": self.position_bias,
             }
         )
         return config

@@ -1,29 +1,45 @@
-"""Functional-API builders: LambdaResNets and their blocks."""
+"""Functional-API builders: LambdaResNets, their blocks, the named presets and
+the conversion of timm's pretrained LambdaResNets.
 
-from keras_lambda.models.blocks import StochasticDepth
-from keras_lambda.models.lambda_resnet import (
-    LambdaResNet,
-    LambdaResNet50,
-    LambdaResNet101,
-    LambdaResNet152,
-    LambdaResNet200,
-    LambdaResNet270,
-    LambdaResNet350,
-    LambdaResNet420,
-    feature_extractor,
-    parse_placement,
-)
+Names are imported on first use, so `keras_lambda.models.presets` (plain data)
+can be read without importing Keras.
+"""
 
-__all__ = [
-    "LambdaResNet",
-    "LambdaResNet50",
-    "LambdaResNet101",
-    "LambdaResNet152",
-    "LambdaResNet200",
-    "LambdaResNet270",
-    "LambdaResNet350",
-    "LambdaResNet420",
-    "StochasticDepth",
-    "feature_extractor",
-    "parse_placement",
-]
+import importlib
+
+_SOURCES = {
+    "PaddedMaxPooling2D": "blocks",
+    "StochasticDepth": "blocks",
+    "decode_predictions": "imagenet",
+    "preprocess_input": "imagenet",
+    "LambdaResNet": "lambda_resnet",
+    "feature_extractor": "lambda_resnet",
+    "parse_placement": "lambda_resnet",
+    "LambdaResNet26RPT256": "named",
+    "LambdaResNet26T": "named",
+    "LambdaResNet50": "named",
+    "LambdaResNet50TS": "named",
+    "LambdaResNet101": "named",
+    "LambdaResNet152": "named",
+    "LambdaResNet200": "named",
+    "LambdaResNet270": "named",
+    "LambdaResNet350": "named",
+    "LambdaResNet420": "named",
+    "build_preset": "named",
+    "ConversionError": "timm_convert",
+    "convert_timm": "timm_convert",
+}
+
+__all__ = sorted(_SOURCES) + ["presets"]
+
+
+def __getattr__(name):
+    if name not in _SOURCES:
+        raise AttributeError(f"module 'keras_lambda.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"keras_lambda.models.{_SOURCES[name]}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return __all__

@@ -44,6 +44,37 @@ class StochasticDepth(keras.layers.Layer):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
+@keras.saving.register_keras_serializable(package="keras_lambda")
+class PaddedMaxPooling2D(keras.layers.Layer):
+    """Max pooling that pads `padding` on every side with −inf, as PyTorch's
+    `MaxPool2d(padding=p)` does ('same' pads one side only for stride 2, and
+    zeros would win a window of negative values, e.g. after SiLU).
+    """
+
+    def __init__(self, pool_size=3, strides=2, padding=1, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = pool_size
+        self.strides = strides
+        self.padding = padding
+
+    def call(self, inputs):
+        pad = self.padding
+        padded = keras.ops.pad(
+            inputs, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=float("-inf")
+        )
+        return keras.ops.max_pool(padded, self.pool_size, self.strides, padding="valid")
+
+    def compute_output_shape(self, input_shape):
+        def out(size):
+            return None if size is None else (size + 2 * self.padding - self.pool_size) // self.strides + 1
+
+        return (input_shape[0], out(input_shape[1]), out(input_shape[2]), input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
+                "padding": self.padding}
+
+
 def apply_conv_bn(
     x, filters, kernel_size, strides=1, activation="relu", zero_gamma=False, name=None
 ):
@@ -81,13 +112,20 @@ def apply_stem(x, stem, activation, name="stem"):
     """Stride-4 stem.
 
     "resnet-d" (ResNet-RS): 3x3 s2 (32) → 3x3 (32) → 3x3 (64) → 3x3 s2 (64), the
-    last conv in place of the max pool. "resnet": 7x7 s2 (64) → 3x3 s2 max pool.
+    last conv in place of the max pool. "tiered" (timm's ResNet-T): 3x3 s2 (24) →
+    3x3 (32) → 3x3 (64) → 3x3 s2 max pool padded with −inf. "resnet": 7x7 s2
+    (64) → 3x3 s2 max pool.
     """
     if stem == "resnet-d":
         x = apply_conv_bn(x, 32, 3, 2, activation, name=f"{name}_conv1")
         x = apply_conv_bn(x, 32, 3, 1, activation, name=f"{name}_conv2")
         x = apply_conv_bn(x, 64, 3, 1, activation, name=f"{name}_conv3")
         return apply_conv_bn(x, 64, 3, 2, activation, name=f"{name}_conv4")
+    if stem == "tiered":
+        x = apply_conv_bn(x, 24, 3, 2, activation, name=f"{name}_conv1")
+        x = apply_conv_bn(x, 32, 3, 1, activation, name=f"{name}_conv2")
+        x = apply_conv_bn(x, 64, 3, 1, activation, name=f"{name}_conv3")
+        return PaddedMaxPooling2D(3, 2, 1, name=f"{name}_pool")(x)
     x = apply_conv_bn(x, 64, 7, 2, activation, name=f"{name}_conv1")
     x = keras.layers.ZeroPadding2D(1, name=f"{name}_pool_pad")(x)
     return keras.layers.MaxPooling2D(3, 2, name=f"{name}_pool")(x)

@@ -17,7 +17,8 @@ def lambda_layer_macs(layer, input_shape):
 
     Projections n·c·(h·k + k·u + v·u); content lambda n·k·u·v; position lambdas
     k·u·v per (n, m) pair inside the scope (all n·m pairs when global); applying
-    the lambdas to the queries n·h·k·v for each of the two.
+    the lambdas to the queries n·h·k·v for each of the two (and n·h·k for a
+    position bias).
     """
     *spatial, channels = input_shape
     n = math.prod(spatial)
@@ -32,6 +33,8 @@ def lambda_layer_macs(layer, input_shape):
                 radius = (layer.scope - 1) // 2 * layer.dilation_rate
                 pairs *= _pairs_within(size, radius)
         macs += pairs * k * u * v + n * h * k * v
+        if layer.position_bias:  # q_n · b
+            macs += n * h * k
     return macs
 
 

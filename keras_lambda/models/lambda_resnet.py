@@ -1,31 +1,21 @@
 """LambdaResNets: ResNets whose bottleneck blocks use lambda layers (Bello, 2021)."""
 
+import os
+
 import keras
 
 from keras_lambda.layers import RelativePositionEmbedding
 from keras_lambda.layers import _checks
 from keras_lambda.models import blocks
+from keras_lambda.models.presets import PAPER_DEPTHS, paper_placement
 
-# Blocks per stage c2..c5 (PAPER.md, "LambdaResNets").
-STACKWISE_NUM_BLOCKS = {
-    50: (3, 4, 6, 3),
-    101: (3, 4, 23, 3),
-    152: (3, 8, 36, 3),
-    200: (3, 24, 36, 3),
-    270: (4, 29, 53, 4),
-    350: (4, 36, 72, 4),
-    420: (4, 44, 87, 4),
-}
-# Lambda blocks in c4 for the named variants; c5 is all lambda. The paper gives
-# the counts, not which blocks: we take the last ones of c4, next to c5 (the
-# lowest-resolution end), and say so in the docstring.
-LAMBDA_BLOCKS_IN_C4 = {50: 1, 101: 3, 152: 6, 200: 6, 270: 6, 350: 6, 420: 8}
 STAGE_FILTERS = (64, 128, 256, 512)  # bottleneck widths; outputs are 4x
 STAGE_NAMES = ("c2", "c3", "c4", "c5")
 BASES = {
     # stem, ResNet-D avg-pool shortcut, default se_ratio, zero-init last BN
     "resnet-rs": ("resnet-d", True, 0.25, True),
     "resnet": ("resnet", False, 0.0, False),
+    "resnet-t": ("tiered", False, 0.0, True),  # timm's ResNet-T (byobnet)
 }
 NETWORK_STRIDE = 32
 
@@ -70,13 +60,6 @@ def parse_placement(placement, stackwise_num_blocks):
     return tuple(parsed)
 
 
-def default_placement(depth):
-    """The named variants' placement: all of c5 and the last blocks of c4."""
-    num_blocks = STACKWISE_NUM_BLOCKS[depth]
-    in_c4 = LAMBDA_BLOCKS_IN_C4[depth]
-    return ("C", "C", tuple(range(num_blocks[2] - in_c4, num_blocks[2])), "L")
-
-
 def _input_tensor(input_tensor, input_shape, global_lambda):
     if input_shape is None and input_tensor is not None:
         input_shape = tuple(input_tensor.shape[1:])
@@ -119,6 +102,7 @@ def LambdaResNet(
     width_multiplier=1.0,
     activation="relu",
     lambda_pool_size=3,
+    lambda_layer_kwargs=None,
     include_top=True,
     weights=None,
     input_tensor=None,
@@ -144,16 +128,22 @@ def LambdaResNet(
       `lambda_pool_size=2` gives timm's 2x2.
     - A lambda block keeps the BN + activation that followed its 3x3 conv.
 
+    Named models (the paper's, timm's, the command line's tiny one) are presets of
+    these arguments: `keras_lambda.models.presets`, built by `LambdaResNet50()`,
+    `LambdaResNet26T()`, ... or `build_preset(name)`.
+
     Args:
         depth: 50, 101, 152, 200, 270, 350 or 420; sets the block counts and the
-            default placement. Ignored for counts when `stackwise_num_blocks` is given.
+            default placement (the paper's presets). Ignored for counts when
+            `stackwise_num_blocks` is given.
         stackwise_num_blocks: blocks per stage c2..c5, e.g. (3, 4, 6, 3).
         placement: stage letters like "CCLL", or per-stage "C"/"L"/block indices
             (see `parse_placement`). None: the named variant's placement for
             `depth`, or "CCLL" with custom block counts.
         base: "resnet-rs" (ResNet-D stem and avg-pool shortcut, squeeze-excitation,
-            zero-initialised residual BN) or "resnet" (ResNet-50 v1.5: 7x7 stem,
-            conv shortcut, no SE).
+            zero-initialised residual BN), "resnet" (ResNet-50 v1.5: 7x7 stem,
+            conv shortcut, no SE) or "resnet-t" (timm's: tiered 3x3 stem with a
+            max pool, strided 1x1 conv shortcut, no SE).
         key_dim, num_heads, intra_depth: k, h, u of the lambda layers.
         scope: r of the lambda convolution (23, the paper's); None: global lambda
             layers (needs a fixed input_shape).
@@ -164,9 +154,13 @@ def LambdaResNet(
         width_multiplier: scales every stage's width.
         activation: of every block ("relu", "silu", ...).
         lambda_pool_size: 3 (paper) or 2 (timm), pooling after strided lambda layers.
+        lambda_layer_kwargs: further `LambdaLayer` arguments of every lambda
+            layer, e.g. `dict(position_bias=True, norm_epsilon=1e-5)` (timm's).
         include_top, weights, input_tensor, input_shape, pooling, classes,
-        classifier_activation, name: as in `keras.applications`. `weights` must
-            be None (no pretrained weights are published for these builders yet).
+        classifier_activation, name: as in `keras.applications`. `weights`: None
+            or the path of a Keras weights file (`.weights.h5`, `.keras`) for
+            this architecture. ImageNet weights exist for timm's architectures
+            only: `LambdaResNet26T(weights="imagenet")` and its siblings.
 
     Returns:
         A `keras.Model`; stage outputs are the layers `c2_out` .. `c5_out`
@@ -183,19 +177,26 @@ def LambdaResNet(
         Attention", ICLR 2021. Bello et al., "Revisiting ResNets: Improved
         Training and Scaling Strategies" (ResNet-RS), 2021.
     """
-    if weights is not None:
+    if weights == "imagenet":
         raise ValueError(
-            "`weights` must be None: no pretrained weights are available for "
-            f"LambdaResNet yet. Received: weights={weights!r}"
+            "No ImageNet weights are published for this architecture (the paper "
+            "released none); timm's LambdaResNets have them: "
+            "LambdaResNet26T(weights='imagenet'), LambdaResNet50TS(...), "
+            "LambdaResNet26RPT256(...). Received: weights='imagenet'"
+        )
+    if weights is not None and not os.path.isfile(weights):
+        raise ValueError(
+            "`weights` must be None or the path of a Keras weights file. Received: "
+            f"weights={weights!r}, which is not a file"
         )
     _checks.one_of("base", base, tuple(BASES))
     _checks.one_of("pooling", pooling, (None, "avg", "max"))
     _checks.one_of("lambda_pool_size", lambda_pool_size, (2, 3))
     if stackwise_num_blocks is None:
-        _checks.one_of("depth", depth, tuple(STACKWISE_NUM_BLOCKS))
-        stackwise_num_blocks = STACKWISE_NUM_BLOCKS[depth]
+        _checks.one_of("depth", depth, tuple(PAPER_DEPTHS))
+        stackwise_num_blocks = PAPER_DEPTHS[depth][0]
         if placement is None:
-            placement = default_placement(depth)
+            placement = paper_placement(depth)
     else:
         stackwise_num_blocks = tuple(stackwise_num_blocks)
         if len(stackwise_num_blocks) != 4:
@@ -235,6 +236,7 @@ def LambdaResNet(
             lambda_kwargs = None
             if index in lambda_blocks[stage]:
                 lambda_kwargs = {
+                    **(lambda_layer_kwargs or {}),
                     "key_dim": key_dim,
                     "num_heads": num_heads,
                     "intra_depth": intra_depth,
@@ -272,8 +274,12 @@ def LambdaResNet(
     else:
         model_inputs = inputs
     if name is None:
-        name = f"lambda_resnet{depth}" if stackwise_num_blocks == STACKWISE_NUM_BLOCKS.get(depth) else "lambda_resnet"
-    return keras.Model(model_inputs, x, name=name)
+        paper_blocks = PAPER_DEPTHS.get(depth, (None,))[0]
+        name = f"lambda_resnet{depth}" if stackwise_num_blocks == paper_blocks else "lambda_resnet"
+    model = keras.Model(model_inputs, x, name=name)
+    if weights is not None:
+        model.load_weights(weights)
+    return model
 
 
 def feature_extractor(model, stages=STAGE_NAMES):
@@ -291,29 +297,3 @@ def feature_extractor(model, stages=STAGE_NAMES):
             )
     outputs = {stage: model.get_layer(f"{stage}_out").output for stage in stages}
     return keras.Model(model.input, outputs, name=f"{model.name}_features")
-
-
-def _named_variant(depth):
-    def builder(name=None, **kwargs):
-        return LambdaResNet(depth=depth, name=name or f"lambda_resnet{depth}", **kwargs)
-
-    builder.__name__ = f"LambdaResNet{depth}"
-    builder.__qualname__ = builder.__name__
-    builder.__doc__ = (
-        f"LambdaResNet-{depth}: ResNet-RS, blocks {STACKWISE_NUM_BLOCKS[depth]}, lambda "
-        f"layers (k=16, h=4, u=1, r=23) in all c5 blocks and the last "
-        f"{LAMBDA_BLOCKS_IN_C4[depth]} of c4.\n\n"
-        "Takes the `keras.applications` arguments (include_top, weights, input_tensor,\n"
-        "input_shape, pooling, classes, classifier_activation, name) and any other\n"
-        "`LambdaResNet` keyword argument to override the variant."
-    )
-    return builder
-
-
-LambdaResNet50 = _named_variant(50)
-LambdaResNet101 = _named_variant(101)
-LambdaResNet152 = _named_variant(152)
-LambdaResNet200 = _named_variant(200)
-LambdaResNet270 = _named_variant(270)
-LambdaResNet350 = _named_variant(350)
-LambdaResNet420 = _named_variant(420)

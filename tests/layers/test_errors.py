@@ -26,6 +26,10 @@ from keras_lambda.layers import LambdaLayer, RelativePositionEmbedding
         ({"dilation_rate": 2}, r"`dilation_rate`.*scope=None.*dilation_rate=2"),
         ({"dilation_rate": 0, "scope": 3}, r"`dilation_rate`.*dilation_rate=0"),
         ({"embedding": "table"}, r"`embedding` must be a keras_lambda.layers.RelativePositionEmbedding.*embedding='table'"),
+        ({"norm_momentum": 5}, r"`norm_momentum` must be a number in \[0, 1\]. Received: norm_momentum=5"),
+        ({"norm_momentum": "high"}, r"`norm_momentum` must be a number in \[0, 1\].*norm_momentum='high'"),
+        ({"norm_epsilon": -1}, r"`norm_epsilon` must be a number in \(0, inf\). Received: norm_epsilon=-1"),
+        ({"norm_epsilon": float("nan")}, r"`norm_epsilon` must be a number in \(0, inf\).*norm_epsilon=nan"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, pattern):
@@ -100,3 +104,12 @@ def test_shared_embedding_too_small_for_a_second_layer():
 def test_bad_embedding_arguments(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         RelativePositionEmbedding(**kwargs)
+
+
+def test_integer_inputs_are_computed_as_floats():
+    layer = LambdaLayer(8, key_dim=4, num_heads=2, scope=3)
+    images = np.arange(2 * 4 * 4 * 3).reshape(2, 4, 4, 3) % 5
+    as_int = keras.ops.convert_to_numpy(layer(images.astype("int32")))
+    as_float = keras.ops.convert_to_numpy(layer(images.astype("float32")))
+    assert as_int.dtype == np.float32
+    np.testing.assert_array_equal(as_int, as_float)

@@ -229,9 +229,10 @@ def test_lambda_pool_size_and_activation_options():
         ({"placement": ("C", "C", [6], "L")}, r"block index 6 is out of range for stage c4, which has 6 blocks"),
         ({"input_shape": (16, 64, 3)}, r"smaller than the network's stride 32"),
         ({"scope": None, "input_shape": (None, None, 3)}, r"Global lambda layers \(scope=None\).*fixed input_shape"),
-        ({"weights": "imagenet"}, r"`weights` must be None.*weights='imagenet'"),
+        ({"weights": "imagenet"}, r"No ImageNet weights are published for this architecture.*LambdaResNet26T\(weights='imagenet'\)"),
+        ({"weights": "no/such/file.weights.h5"}, r"no/such/file.weights.h5"),
         ({"depth": 34}, r"`depth` must be one of 50, 101"),
-        ({"base": "vit"}, r"`base` must be one of 'resnet-rs', 'resnet'"),
+        ({"base": "vit"}, r"`base` must be one of 'resnet-rs', 'resnet', 'resnet-t'"),
         ({"lambda_pool_size": 4}, r"`lambda_pool_size` must be one of 2, 3"),
     ],
 )

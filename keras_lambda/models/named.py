@@ -1,0 +1,84 @@
+"""Builders of the named models (`presets.PRESETS`), in the style of `keras.applications`.
+
+`LambdaResNet50()` ... `LambdaResNet420()`: the paper's family (no published
+weights). `LambdaResNet26T()`, `LambdaResNet50TS()`, `LambdaResNet26RPT256()`:
+timm's architectures, `weights="imagenet"` for timm's ImageNet weights.
+`build_preset(name, **overrides)` builds any preset by name.
+"""
+
+from keras_lambda.models import presets
+from keras_lambda.models import weights as weights_lib
+from keras_lambda.models.lambda_resnet import LambdaResNet
+
+
+def build_preset(
+    name,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    **overrides,
+):
+    """The preset `name` as a `keras.Model`; `overrides` replace its `LambdaResNet`
+    arguments. `weights`: None, "imagenet" (timm presets; needs 1000 classes
+    with the top) or a weights file (a timm checkpoint or Keras weights)."""
+    preset = presets.get(name)
+    arguments = {**preset.arguments, **overrides}
+    if input_shape is not None:
+        arguments["input_shape"] = input_shape
+    if weights == "imagenet" and include_top and classes != 1000:
+        raise ValueError(
+            "ImageNet weights have 1000 classes: use classes=1000, or include_top=False "
+            f"to put your own head on the features. Received: classes={classes}"
+        )
+    model = LambdaResNet(
+        include_top=include_top,
+        input_tensor=input_tensor,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=arguments.pop("name", name),
+        **arguments,
+    )
+    if weights is not None:
+        weights_lib.load(model, preset, weights)
+    return model
+
+
+def _builder(preset_name, function_name):
+    preset = presets.get(preset_name)
+
+    def builder(include_top=True, weights=None, input_tensor=None, input_shape=None,
+                pooling=None, classes=1000, classifier_activation="softmax", **overrides):
+        return build_preset(preset_name, include_top, weights, input_tensor, input_shape,
+                            pooling, classes, classifier_activation, **overrides)
+
+    builder.__name__ = builder.__qualname__ = function_name
+    weights = (
+        f"\n\n`weights=\"imagenet\"`: timm's `{preset.weights.checkpoint}` (ImageNet top-1 "
+        f"{preset.weights.top1:.2f}% at {preset.weights.input_size} px); inputs from "
+        f"`preprocess_input(images, \"{preset_name}\")`."
+        if preset.weights else "\n\nNo pretrained weights are published for it."
+    )
+    builder.__doc__ = (
+        f"{preset.description[0].upper()}{preset.description[1:]}.{weights}\n\n"
+        "Takes the `keras.applications` arguments (include_top, weights, input_tensor,\n"
+        "input_shape, pooling, classes, classifier_activation) and any other\n"
+        "`LambdaResNet` keyword argument to override the preset."
+    )
+    return builder
+
+
+LambdaResNet50 = _builder("lambda_resnet50", "LambdaResNet50")
+LambdaResNet101 = _builder("lambda_resnet101", "LambdaResNet101")
+LambdaResNet152 = _builder("lambda_resnet152", "LambdaResNet152")
+LambdaResNet200 = _builder("lambda_resnet200", "LambdaResNet200")
+LambdaResNet270 = _builder("lambda_resnet270", "LambdaResNet270")
+LambdaResNet350 = _builder("lambda_resnet350", "LambdaResNet350")
+LambdaResNet420 = _builder("lambda_resnet420", "LambdaResNet420")
+LambdaResNet26T = _builder("lambda_resnet26t", "LambdaResNet26T")
+LambdaResNet50TS = _builder("lambda_resnet50ts", "LambdaResNet50TS")
+LambdaResNet26RPT256 = _builder("lambda_resnet26rpt_256", "LambdaResNet26RPT256")
