@@ -94,6 +94,9 @@ class LambdaResNetHyperModel(keras_tuner.HyperModel):
             decay; other batch sizes scale it. None: constant learning rate.
         label_smoothing: of the cross-entropy loss.
         jit_compile: compile train steps with XLA.
+        preset: the named model (`keras_lambda.models.presets`) whose other
+            settings the trials keep (base, activation, lambda layer options);
+            default "tiny", what `keras-lambda train` trains.
         **search_space: narrowed entries, names as in `SEARCH_SPACE`.
 
     Example:
@@ -112,11 +115,13 @@ class LambdaResNetHyperModel(keras_tuner.HyperModel):
         steps_per_epoch=None,
         label_smoothing=0.0,
         jit_compile=False,
+        preset="tiny",
         name=None,
         tunable=True,
         **search_space,
     ):
         super().__init__(name=name, tunable=tunable)
+        self.preset = models.presets.get(preset).name  # raises naming the presets
         unknown = sorted(set(search_space) - set(SEARCH_SPACE))
         if unknown:
             raise ValueError(
@@ -146,14 +151,20 @@ class LambdaResNetHyperModel(keras_tuner.HyperModel):
     def build(self, hp):
         value = lambda name: self._value(hp, name)  # noqa: E731
         scope = value("scope")
+        # The preset gives what the search leaves alone (base, activation, lambda options).
+        arguments = dict(models.presets.get(self.preset).arguments)
+        arguments.pop("input_shape", None)
         model = models.LambdaResNet(
-            stackwise_num_blocks=(value("blocks_per_stage"),) * 4,
-            width_multiplier=value("width_multiplier"),
-            placement=value("placement"),
-            scope=None if scope == GLOBAL_SCOPE else scope,
-            key_dim=value("key_dim"),
-            num_heads=value("num_heads"),
-            intra_depth=value("intra_depth"),
+            **{
+                **arguments,
+                "stackwise_num_blocks": (value("blocks_per_stage"),) * 4,
+                "width_multiplier": value("width_multiplier"),
+                "placement": value("placement"),
+                "scope": None if scope == GLOBAL_SCOPE else scope,
+                "key_dim": value("key_dim"),
+                "num_heads": value("num_heads"),
+                "intra_depth": value("intra_depth"),
+            },
             input_shape=self.input_shape,
             classes=self.classes,
             name="lambda_resnet_trial",

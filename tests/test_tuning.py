@@ -43,6 +43,18 @@ def test_build_follows_the_hyperparameters():
     assert float(model.optimizer.weight_decay) == pytest.approx(1e-4)
 
 
+def test_trials_keep_the_rest_of_their_preset():
+    hp = keras_tuner.HyperParameters()
+    hypermodel = LambdaResNetHyperModel((32, 32, 1), 10, preset="lambda_resnet26t", **SMALL)
+    model = hypermodel.build(hp)
+    assert model.get_layer("stem_conv1_conv").filters == 24  # timm's tiered stem
+    assert all(layer.position_bias and layer.norm_epsilon == 1e-5 for layer in lambda_layers(model))
+    default = LambdaResNetHyperModel((32, 32, 1), 10, **SMALL).build(keras_tuner.HyperParameters())
+    assert default.get_layer("stem_conv1_conv").filters == 32  # tiny: ResNet-RS
+    with pytest.raises(ValueError, match="unknown model 'vit'; choose from tiny, lambda_resnet50"):
+        LambdaResNetHyperModel((32, 32, 1), 10, preset="vit")
+
+
 def test_scope_zero_means_a_global_context():
     hp = keras_tuner.HyperParameters()
     hp.Fixed("scope", 0)

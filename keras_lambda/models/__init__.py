@@ -35,7 +35,12 @@ __all__ = sorted(_SOURCES) + ["presets"]
 
 def __getattr__(name):
     if name not in _SOURCES:
-        raise AttributeError(f"module 'keras_lambda.models' has no attribute {name!r}")
+        try:  # a submodule: keras_lambda.models.presets, .imagenet, ...
+            return importlib.import_module(f"keras_lambda.models.{name}")
+        except ModuleNotFoundError:
+            raise AttributeError(
+                f"module 'keras_lambda.models' has no attribute {name!r}"
+            ) from None
     value = getattr(importlib.import_module(f"keras_lambda.models.{_SOURCES[name]}"), name)
     globals()[name] = value  # later look-ups skip this function
     return value
