@@ -76,6 +76,9 @@ class LambdaLayer(keras.layers.Layer):
 
     Inputs are channels-last: images `[b, H, W, c]` or sequences `[b, n, c]`; the
     output has the same positions and d channels (channel = head·v + value index).
+    Under a float16 policy the contractions run in float32 and the output is
+    float32 (`output_dtype`): it can exceed float16's range; keep the next layer
+    in float32 (LambdaResNet blocks do).
 
     Args:
         output_dim: d, the output channels; None: the input channels. Must be
@@ -280,6 +283,14 @@ class LambdaLayer(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self._resolved_output_dim(input_shape),)
 
+    @property
+    def output_dtype(self):
+        """float32 under a float16 policy (see `call`), else the compute dtype."""
+        return "float32" if self.compute_dtype == "float16" else self.compute_dtype
+
+    def compute_output_spec(self, inputs, training=None):
+        return keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype=self.output_dtype)
+
     def position_implementation(self, spatial_shape, value_dim=None):
         """The kernel used for inputs of `spatial_shape` (resolves "auto").
 
@@ -339,6 +350,12 @@ class LambdaLayer(keras.layers.Layer):
         queries, keys, values = ops.split(projected, [h * k, h * k + k * u], axis=-1)
         queries = self.query_norm(queries, training=training)
         values = self.value_norm(values, training=training)
+        if self.output_dtype != self.compute_dtype:
+            # The lambdas sum r² (or n) unnormalised positions and the output is their
+            # product with the queries: trained layers reach float16's 65,504. The
+            # normalised q, k, v are cast once; every contraction runs in float32, and
+            # so does the output (bfloat16 has float32's range and keeps its speed).
+            queries, keys, values = (ops.cast(t, "float32") for t in (queries, keys, values))
 
         queries = ops.reshape(queries, (batch, -1, h, k))  # [b, n, h, k]
         keys = ops.reshape(keys, (batch, -1, k, u))  # [b, m, k, u]

@@ -191,12 +191,17 @@ def apply_bottleneck_block(
         y = apply_conv_bn(y, filters, 3, stride, activation, name=f"{name}_conv2")
     else:
         y = LambdaLayer(output_dim=filters, name=f"{name}_lambda", **lambda_kwargs)(y)
+        # Under float16 the lambda layer returns float32 (its outputs outgrow float16's
+        # range); the pool, which sums before it divides, and the batch norm that brings
+        # the values back to unit scale stay in float32 too.
+        float16 = keras.config.dtype_policy().compute_dtype == "float16"
+        dtype = "float32" if float16 else None
         if stride > 1:
             y = keras.layers.AveragePooling2D(
-                lambda_pool_size, stride, padding="same", name=f"{name}_lambda_pool"
+                lambda_pool_size, stride, padding="same", dtype=dtype, name=f"{name}_lambda_pool"
             )(y)
         y = keras.layers.BatchNormalization(
-            momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_lambda_bn"
+            momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype, name=f"{name}_lambda_bn"
         )(y)
         y = keras.layers.Activation(activation, name=f"{name}_lambda_{activation}")(y)
     y = apply_conv_bn(y, out_filters, 1, 1, None, zero_gamma=zero_init_residual, name=f"{name}_conv3")

@@ -152,11 +152,36 @@ def test_mixed_precision_keeps_float32_variables_and_finite_outputs(policy, kwar
     inputs = 4.0 * np.random.default_rng(0).normal(size=(4,) + shape).astype("float32")
     for training in (False, True):
         outputs = model(inputs, training=training)
-        assert keras.backend.standardize_dtype(outputs.dtype) == policy.split("_")[1]
+        # float16 layers contract in float32 and return float32 (their outputs outgrow
+        # float16's range); bfloat16 has float32's range and stays bfloat16.
+        expected = "float32" if policy == "mixed_float16" else "bfloat16"
+        assert keras.backend.standardize_dtype(outputs.dtype) == expected
         assert np.all(np.isfinite(np.asarray(outputs, "float32")))
     model.compile(keras.optimizers.Adam(1e-3), "mse")
     history = model.fit(inputs, np.zeros((4,) + shape[:-1] + (32,)), epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
+
+
+@pytest.mark.parametrize("scope", [None, 23])
+def test_float16_outputs_beyond_its_range_stay_finite_and_match_float32(scope):
+    """Inputs scaled so that the float32 output passes float16's largest value (65,504):
+    under mixed_float16 the layer still returns it, to float16's input precision."""
+    keras.utils.set_random_seed(0)
+    inputs = 40.0 * np.random.default_rng(1).normal(size=(2, 24, 24, 32)).astype("float32")
+    reference = LambdaLayer(64, scope=scope)
+    expected = keras.ops.convert_to_numpy(reference(inputs))
+    assert np.abs(expected).max() > 65504  # the case that overflowed before
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        layer = LambdaLayer(64, scope=scope)
+        layer.build(inputs.shape)
+        layer.set_weights(reference.get_weights())
+        outputs = keras.ops.convert_to_numpy(layer(inputs))
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert outputs.dtype == np.float32 and np.isfinite(outputs).all()
+    # q, k, v pass through float16 once (relative precision 2^-11 ≈ 5e-4).
+    np.testing.assert_allclose(outputs, expected, rtol=0, atol=2e-3 * np.abs(expected).max())
 
 
 def classifier(input_shape, **lambda_kwargs):

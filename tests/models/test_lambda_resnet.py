@@ -202,6 +202,32 @@ def test_mixed_precision(policy):
         keras.config.set_dtype_policy("float32")
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("scope", [23, None], ids=["r23", "global"])
+def test_a_trained_lambdaresnet50_holds_in_float16(scope):
+    """The protocol of the float16 issue: 40 steps on one batch, then inputs x4.
+    Before the fix the lambda output of c5_block0 (~60,000 for r=23, global alike)
+    overflowed in the 3x3 average pool that follows it."""
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        keras.utils.set_random_seed(0)
+        images = np.random.default_rng(0).normal(size=(8, 128, 128, 3)).astype("float32")
+        labels = np.arange(8) % 10
+        model = LambdaResNet50(input_shape=(128, 128, 3), classes=10, scope=scope)
+        model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy())
+        for _ in range(40):
+            loss = model.train_on_batch(images, labels)
+        assert np.isfinite(loss)
+        for scale in (1.0, 4.0):
+            assert np.isfinite(model.predict(images * scale, verbose=0)).all(), scale
+        for name in ("c5_block0_lambda", "c5_block0_lambda_pool", "c5_block0_lambda_bn"):
+            assert keras.backend.standardize_dtype(model.get_layer(name).output.dtype) == "float32"
+        # back to float16 after the batch norm
+        assert model.get_layer("c5_block0_lambda_relu").compute_dtype == "float16"
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
 def test_feature_extractor_returns_the_stage_strides():
     model = tiny(include_top=False, input_shape=(96, 128, 3))
     features = feature_extractor(model)(np.zeros((1, 96, 128, 3), "float32"))

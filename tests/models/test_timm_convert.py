@@ -106,6 +106,33 @@ def test_converted_models_compute_what_timm_computes(name, reference, tmp_path):
                                rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["lambda_resnet26t", "lambda_resnet26rpt_256"])
+def test_float16_inference_of_converted_weights_stays_within_float16_tolerance(name, reference):
+    """Under mixed_float16 the model deviates from float32 by about what merely storing
+    its weights and inputs in float16 costs a float32 computation (these networks
+    amplify relative rounding ~100-fold: 5e-4 becomes ~5% at c5), no more."""
+    path = str(reference / f"{name}.safetensors")
+    images = np.load(reference / f"{name}.npz")["images"]
+    model32 = models.build_preset(name, weights=path)
+    stages32, logits32 = keras_outputs(model32, images)
+    for weight in model32.weights:  # the yardstick: float16 storage, float32 arithmetic
+        weight.assign(np.asarray(weight).astype("float16").astype("float32"))
+    stages_rounded, logits_rounded = keras_outputs(
+        model32, images.astype("float16").astype("float32"))
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        stages16, logits16 = keras_outputs(models.build_preset(name, weights=path), images)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    for stage in STAGES:
+        assert np.isfinite(stages16[stage]).all()
+        yardstick = relative_error(stages_rounded[stage], stages32[stage])
+        assert relative_error(stages16[stage].astype("float32"), stages32[stage]) < 3 * yardstick
+    assert relative_error(logits16, logits32) < 3 * relative_error(logits_rounded, logits32)
+    assert relative_error(logits16, logits32) < 0.02
+    assert (logits16.argmax(-1) == logits32.argmax(-1)).all()
+
+
 def test_a_pytorch_checkpoint_loads_as_tensors_only(reference):
     """A wrapped training checkpoint (`{"state_dict": ...}`) through torch.load
     with weights_only=True (torch imports fine beside TensorFlow; torchvision does not)."""
