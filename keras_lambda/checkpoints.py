@@ -15,7 +15,7 @@ import re
 import keras
 
 from keras_lambda.files import atomic_write, read_json, write_json
-from keras_lambda.options import UsageError
+from keras_lambda.errors import UsageError
 
 KEEP = 2  # checkpoints kept: one that fails to load still leaves one to resume from
 _NAME = re.compile(r"^epoch-(\d{4,})\.json$")

@@ -4,6 +4,7 @@ import argparse
 import dataclasses
 import math
 import os
+import re
 import sys
 
 import keras_lambda
@@ -186,22 +187,18 @@ def build_parser():
     _add_tune(commands)
     _add_bench(commands)
     _add_convert(commands)
+    parser.commands = commands.choices  # name → its parser, for error messages
     return parser
 
 
-def _train(args):
-    from keras_lambda.options import TrainConfig, UsageError, validate
+def _train(args, argv):
+    from keras_lambda.options import TrainConfig
 
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
-    try:
-        validate(config)
-        from keras_lambda.train import train
+    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})  # checked
+    from keras_lambda.train import train  # only now TensorFlow
 
-        summary = train(config)
-    except UsageError as error:  # bad settings or data, found before anything is written
-        print(f"keras-lambda: error: {error}", file=sys.stderr)
-        return 2
+    summary = train(config)
     summary_path = os.path.join(config.output_dir, "summary.json")
     best = (
         f"\nbest model (epoch {summary['best_epoch']}, validation accuracy "
@@ -219,20 +216,15 @@ def _train(args):
     return 0
 
 
-def _tune(args):
-    from keras_lambda.options import TuneConfig, UsageError, parse_space, validate_tune
+def _tune(args, argv):
+    from keras_lambda.options import TuneConfig, parse_space
 
     fields = {field.name for field in dataclasses.fields(TuneConfig)} - {"space"}
-    config = TuneConfig(**{k: v for k, v in vars(args).items() if k in fields})
-    try:
-        config.space = parse_space(args.space)
-        validate_tune(config)
-        from keras_lambda.tuning import search
+    config = TuneConfig(space=parse_space(args.space),
+                        **{k: v for k, v in vars(args).items() if k in fields})  # checked
+    from keras_lambda.tuning import search
 
-        best = search(config)
-    except UsageError as error:
-        print(f"keras-lambda: error: {error}", file=sys.stderr)
-        return 2
+    best = search(config)
     print(f"\nbest of {best['completed_trials']} trials (trial {best['trial_id']}): "
           f"val accuracy {best['val_accuracy']:.4f} · test accuracy {best['test_accuracy']:.4f}")
     for name, value in best["hyperparameters"].items():
@@ -243,7 +235,6 @@ def _tune(args):
 
 def _bench(args, argv):
     from keras_lambda.bench import QUICK, benchmark
-    from keras_lambda.options import UsageError
 
     settings = dict(sizes=args.sizes, dims=args.dims, methods=args.methods)
     if args.quick:
@@ -254,41 +245,32 @@ def _bench(args, argv):
 
         name = "bench-gpu" if tf.config.list_physical_devices("GPU") else "bench-cpu"
     limit = int(args.memory_limit_gib * 2**30) if args.memory_limit_gib else None
-    try:
-        benchmark(
-            batch=args.batch, repeats=args.repeats, race_rounds=args.race_rounds,
-            timeout=args.timeout,
-            memory_limit_bytes=limit, output_dir=args.output_dir, name=name,
-            command=" ".join(["keras-lambda", *argv]), **settings,
-        )
-    except UsageError as error:
-        print(f"keras-lambda: error: {error}", file=sys.stderr)
-        return 2
+    benchmark(
+        batch=args.batch, repeats=args.repeats, race_rounds=args.race_rounds,
+        timeout=args.timeout, memory_limit_bytes=limit, output_dir=args.output_dir,
+        name=name, command=" ".join(["keras-lambda", *argv]), **settings,
+    )
     return 0
 
 
-def _convert(args):
+def _convert(args, argv):
+    from keras_lambda.errors import UsageError
     from keras_lambda.files import atomic_write, check_output_dir
     from keras_lambda.models import presets
-    from keras_lambda.options import UsageError
 
+    if args.model not in presets.names("timm"):
+        raise UsageError(f"unknown `model` {args.model!r}; timm's: "
+                         + ", ".join(presets.names("timm")))
+    if not args.output.endswith(".keras"):
+        raise UsageError(f"`output` must end in .keras, got {args.output!r}")
+    check_output_dir(os.path.dirname(os.path.abspath(args.output)), setting="output")
+    from keras_lambda.models import build_preset, convert_timm
+
+    model = build_preset(args.model)
     try:
-        if args.model not in presets.names("timm"):
-            raise UsageError(f"unknown --model {args.model!r}; timm's: "
-                             + ", ".join(presets.names("timm")))
-        if not args.output.endswith(".keras"):
-            raise UsageError(f"--output must end in .keras, got {args.output!r}")
-        check_output_dir(os.path.dirname(os.path.abspath(args.output)), flag="--output")
-        from keras_lambda.models import ConversionError, build_preset, convert_timm
-
-        model = build_preset(args.model)
-        try:
-            convert_timm(args.timm_checkpoint, model)
-        except ConversionError as error:
-            raise UsageError(f"--timm-checkpoint {args.timm_checkpoint}: {error}") from None
-    except UsageError as error:
-        print(f"keras-lambda: error: {error}", file=sys.stderr)
-        return 2
+        convert_timm(args.timm_checkpoint, model)
+    except ValueError as error:  # ConversionError: a tensor missing, left over, mis-shaped
+        raise UsageError(f"`timm_checkpoint` {args.timm_checkpoint}: {error}") from None
     atomic_write(args.output, model.save)
     trainable = sum(math.prod(weight.shape) for weight in model.trainable_weights)
     print(f"converted {args.timm_checkpoint} ({args.model}, {trainable:,} trainable "
@@ -296,20 +278,39 @@ def _convert(args):
     return 0
 
 
+COMMANDS = {"train": _train, "tune": _tune, "bench": _bench, "convert": _convert}
+
+
+def as_flags(message, command_parser):
+    """The library names settings in backticks (`batch_size`); on the command line
+    they are the command's flags (--batch-size). Other names keep their backticks."""
+    flags = {
+        action.dest: action.option_strings[0]
+        for action in command_parser._actions
+        if action.option_strings
+    }
+    return re.sub(r"`(\w+)`", lambda match: flags.get(match.group(1), match.group(0)), message)
+
+
 def main(argv=None):
-    """Entry point of the console script; returns the process exit code."""
+    """Entry point of the console script; returns the process exit code.
+
+    The one place where errors become what a command-line user sees: the
+    library's UsageError (bad settings, data or files, found before the work)
+    is one line on stderr with the command's flags, and exit code 2."""
+    from keras_lambda.errors import UsageError
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "train":
-        return _train(args)
-    if args.command == "tune":
-        return _tune(args)
-    if args.command == "bench":
-        return _bench(args, sys.argv[1:] if argv is None else list(argv))
-    if args.command == "convert":
-        return _convert(args)
-    parser.print_help(sys.stderr)
-    return 2
+    if args.command not in COMMANDS:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return COMMANDS[args.command](args, sys.argv[1:] if argv is None else list(argv))
+    except UsageError as error:
+        message = as_flags(str(error), parser.commands[args.command])
+        print(f"keras-lambda: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

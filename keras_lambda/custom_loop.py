@@ -11,7 +11,7 @@ import time
 
 import tensorflow as tf
 
-from keras_lambda.options import UsageError
+from keras_lambda.errors import UsageError
 
 
 def fit(
@@ -117,19 +117,3 @@ def accuracy(model, dataset):
             tf.equal(tf.argmax(predictions, -1), tf.argmax(labels, -1)), tf.int32)))
         total += int(labels.shape[0])
     return correct / max(total, 1)
-
-
-def is_chief(strategy):
-    """True on the worker that writes: the "chief", or worker 0 without one."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or resolver.task_type is None:
-        return True
-    if resolver.task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
-
-
-def uses_custom_loop(strategy):
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-

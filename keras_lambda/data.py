@@ -13,9 +13,10 @@ import urllib.parse
 import numpy as np
 import tensorflow as tf
 
-from keras_lambda.options import UsageError
+from keras_lambda.errors import UsageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+SHUFFLE_BUFFER = 10_000  # examples; smaller data sets are shuffled whole
 
 
 class DataError(UsageError):
@@ -99,11 +100,10 @@ DOWNLOAD_PROBE_SECONDS = 5
 def _download(builder, name, data_dir):
     """Downloads and prepares a tfds data set; no network (tfds itself retries for
     minutes) or a failed download is a DataError that says how to prepare it."""
-    where = f" --data-dir {data_dir}" if data_dir else ""
+    build = f"tfds build {name}" + (f" --data_dir {data_dir}" if data_dir else "")
     advice = (
-        f"prepare it on a machine with network access (`tfds build {name}"
-        f"{' --data_dir ' + data_dir if data_dir else ''}`) and copy the folder here, "
-        f"then run again{' with' + where if where else ' (or pass --data-dir)'}"
+        f"prepare it on a machine with network access ({build}) and copy the folder "
+        "here, then pass it as `data_dir`"
     )
     hosts = sorted({urllib.parse.urlparse(url).hostname for url in (builder.url_infos or {})}
                    - {None})
@@ -144,7 +144,7 @@ def _check_images(paths):
 def load_folder(path, seed=0, channels=3):
     """One sub-folder of images per class; a stratified 20% is held out for testing."""
     if not os.path.isdir(path):
-        raise DataError(f"--data-dir {path!r} is not a folder")
+        raise DataError(f"`data_dir` {path!r} is not a folder")
     classes = sorted(
         entry for entry in os.listdir(path) if os.path.isdir(os.path.join(path, entry))
     )
@@ -158,10 +158,10 @@ def load_folder(path, seed=0, channels=3):
     }
     classes = [name for name in classes if files[name]]
     if not classes:
-        raise DataError(f"--data-dir {path!r} has no class folders with images in them")
+        raise DataError(f"`data_dir` {path!r} has no class folders with images in them")
     if len(classes) < 2:
         raise DataError(
-            f"--data-dir {path!r} has a single class ({classes[0]!r}); classification "
+            f"`data_dir` {path!r} has a single class ({classes[0]!r}); classification "
             "needs at least 2 class folders"
         )
     rng = np.random.default_rng(seed)
@@ -203,7 +203,7 @@ def load_folder(path, seed=0, channels=3):
 
 
 def load(dataset="digits", data_dir=None, seed=0):
-    """Dispatches `--dataset` / `--data-dir` to a loader."""
+    """Dispatches `dataset` / `data_dir` to a loader."""
     if data_dir is not None and dataset == "digits":
         return load_folder(data_dir, seed)
     if dataset == "digits":
@@ -211,8 +211,13 @@ def load(dataset="digits", data_dir=None, seed=0):
     if dataset.startswith("tfds:") and len(dataset) > 5:
         return load_tfds(dataset[5:], data_dir)
     raise DataError(
-        f"unknown --dataset {dataset!r}: use 'digits', 'tfds:NAME[:SPLIT]', or --data-dir PATH"
+        f"unknown `dataset` {dataset!r}: use 'digits', 'tfds:NAME[:SPLIT]', or `data_dir` PATH"
     )
+
+
+def one_hot(num_classes):
+    """(image, label) → (image, one-hot label), for categorical cross-entropy."""
+    return lambda image, label: (image, tf.one_hot(label, num_classes))
 
 
 def split_validation(data, fraction):
@@ -248,7 +253,7 @@ def batched(data, image_size, batch_size, training, drop_remainder=False, seed=0
                 image = tf.image.random_flip_left_right(image)
             return image, label
 
-        dataset = dataset.shuffle(min(data.num_train, 10_000), seed=seed)
+        dataset = dataset.shuffle(min(data.num_train, SHUFFLE_BUFFER), seed=seed)
         dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(
         tf.data.AUTOTUNE

@@ -9,7 +9,7 @@ import socket
 import tempfile
 import time
 
-from keras_lambda.options import UsageError
+from keras_lambda.errors import UsageError
 
 LOCK_NAME = ".lock"
 
@@ -43,22 +43,22 @@ def read_json(path):
     return payload if isinstance(payload, dict) else None
 
 
-def check_output_dir(path, flag="--output-dir"):
+def check_output_dir(path, setting="output_dir"):
     """Raises UsageError unless `path` is (or can become) a folder this process can
     write into. Creates nothing: bad input leaves nothing behind."""
     if os.path.exists(path) and not os.path.isdir(path):
-        raise UsageError(f"{flag} {path!r} is a file, not a folder")
+        raise UsageError(f"`{setting}` {path!r} is a file, not a folder")
     existing = os.path.abspath(path)
     while not os.path.exists(existing):  # the nearest folder that exists
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
-        raise UsageError(f"{flag} {path!r}: {existing!r} is a file, not a folder")
+        raise UsageError(f"`{setting}` {path!r}: {existing!r} is a file, not a folder")
     try:  # a real write: permission bits say nothing for root or read-only mounts
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
         raise UsageError(
-            f"{flag} {path!r}: cannot write into {existing!r} ({error.strerror or error})"
+            f"`{setting}` {path!r}: cannot write into {existing!r} ({error.strerror or error})"
         ) from None
 
 
@@ -80,9 +80,9 @@ class OutputLock:
     Use as a context manager; the folder must exist.
     """
 
-    def __init__(self, folder, flag="--output-dir"):
+    def __init__(self, folder, setting="output_dir"):
         self.path = os.path.join(folder, LOCK_NAME)
-        self.flag = flag
+        self.setting = setting
         self.owner = {"pid": os.getpid(), "host": socket.gethostname()}
 
     def _create(self):
@@ -101,13 +101,13 @@ class OutputLock:
             pid, host = holder.get("pid"), holder.get("host")
             if isinstance(pid, int) and host != self.owner["host"]:
                 raise UsageError(
-                    f"{self.flag} {os.path.dirname(self.path)!r} is in use by a run on "
+                    f"`{self.setting}` {os.path.dirname(self.path)!r} is in use by a run on "
                     f"{host} (pid {pid}); remove {self.path} if that run is gone"
                 )
             if isinstance(pid, int) and _alive(pid):
                 raise UsageError(
-                    f"{self.flag} {os.path.dirname(self.path)!r} is in use by another run "
-                    f"(pid {pid}); wait for it to finish or use another {self.flag}"
+                    f"`{self.setting}` {os.path.dirname(self.path)!r} is in use by another run "
+                    f"(pid {pid}); wait for it to finish or use another `{self.setting}`"
                 )
             if pid is None and attempt < 10:  # its owner may be writing it this instant
                 time.sleep(0.1)
@@ -116,7 +116,7 @@ class OutputLock:
                 os.remove(self.path)
             except FileNotFoundError:
                 pass
-        raise UsageError(f"{self.flag}: could not take the lock {self.path}")
+        raise UsageError(f"`{self.setting}`: could not take the lock {self.path}")
 
     def release(self):
         if read_json(self.path) == self.owner:

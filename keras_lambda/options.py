@@ -6,8 +6,7 @@ import math
 from keras_lambda.models import presets
 
 
-class UsageError(ValueError):
-    """Bad settings or data: the command prints the message as one line, exit code 2."""
+from keras_lambda.errors import UsageError
 
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -37,6 +36,9 @@ class TrainConfig:
     output_dir: str = "runs/keras-lambda"
     seed: int = 0
     verbose: int = 1
+
+    def __post_init__(self):
+        validate(self)  # once, where the settings are made: bad ones never exist
 
 
 # What a resumed run must share with the run in its folder: the model, the data and
@@ -71,12 +73,12 @@ def resume_changes(stored, config):
     fixed = [key for key in RESUME_FIXED if key in changed]
     if fixed:
         differences = ", ".join(
-            f"--{key.replace('_', '-')} {changed[key][1]!r} (the run has {changed[key][0]!r})"
+            f"`{key}` {changed[key][1]!r} (the run has {changed[key][0]!r})"
             for key in fixed
         )
         raise UsageError(
-            f"--output-dir {config.output_dir!r} holds a run with other settings: "
-            f"{differences}; resume with the run's settings or use a new --output-dir"
+            f"`output_dir` {config.output_dir!r} holds a run with other settings: "
+            f"{differences}; resume with the run's settings or use a new `output_dir`"
         )
     return changed
 
@@ -91,14 +93,14 @@ def _check_number(name, value, low, high=math.inf, low_inclusive=True, high_incl
         interval = (
             ("[" if low_inclusive else "(") + f"{low:g}, {high:g}" + ("]" if high_inclusive else ")")
         )
-        raise UsageError(f"--{name.replace('_', '-')} must be in {interval}, got {value!r}")
+        raise UsageError(f"`{name}` must be in {interval}, got {value!r}")
 
 
 def _check_choices(config, choices):
     for field, allowed in choices:
         value = getattr(config, field)
         if value not in allowed:
-            raise UsageError(f"unknown --{field} {value!r}; choose from {', '.join(allowed)}")
+            raise UsageError(f"unknown `{field}` {value!r}; choose from {', '.join(allowed)}")
 
 
 def validate(config):
@@ -110,14 +112,14 @@ def validate(config):
         config.dataset.startswith("tfds:") and len(config.dataset) > 5
     ):
         raise UsageError(
-            f"unknown --dataset {config.dataset!r}: use 'digits', 'tfds:NAME[:SPLIT]', "
-            "or --data-dir PATH"
+            f"unknown `dataset` {config.dataset!r}: use 'digits', 'tfds:NAME[:SPLIT]', "
+            "or `data_dir` PATH"
         )
     for field in ("epochs", "batch_size", "image_size"):
         if getattr(config, field) < 1:
-            raise UsageError(f"--{field.replace('_', '-')} must be >= 1, got {getattr(config, field)}")
+            raise UsageError(f"`{field}` must be >= 1, got {getattr(config, field)}")
     if config.image_size < NETWORK_STRIDE:
-        raise UsageError(f"--image-size must be >= 32 (the network stride), got {config.image_size}")
+        raise UsageError(f"`image_size` must be >= 32 (the network stride), got {config.image_size}")
     _check_number("learning_rate", config.learning_rate, 0, low_inclusive=False)
     _check_number("warmup_epochs", config.warmup_epochs, 0)
     _check_number("weight_decay", config.weight_decay, 0)
@@ -126,7 +128,7 @@ def validate(config):
     for field in ("key_dim", "num_heads", "scope"):
         value = getattr(config, field)
         if value is not None and value < 1:
-            raise UsageError(f"--{field.replace('_', '-')} must be >= 1, got {value}")
+            raise UsageError(f"`{field}` must be >= 1, got {value}")
 
 
 TUNERS = ("random", "hyperband", "bayesian")
@@ -150,6 +152,9 @@ class TuneConfig:
     verbose: int = 1
     space: dict = dataclasses.field(default_factory=dict)  # narrowed entries, see tuning
 
+    def __post_init__(self):
+        validate_tune(self)
+
 
 def parse_space(items):
     """`["key_dim=16", "scope=0,7"]` -> `{"key_dim": 16, "scope": [0, 7]}`: one value
@@ -167,7 +172,7 @@ def parse_space(items):
     for item in items:
         name, equals, values = item.partition("=")
         if not equals or not name or not values:
-            raise UsageError(f"--space expects NAME=VALUE[,VALUE...], got {item!r}")
+            raise UsageError(f"`space` expects NAME=VALUE[,VALUE...], got {item!r}")
         parsed = [number(value.strip()) for value in values.split(",")]
         space[name.strip()] = parsed[0] if len(parsed) == 1 else parsed
     return space
@@ -180,7 +185,6 @@ def validate_tune(config):
     )
     for field in ("max_trials", "epochs"):
         if getattr(config, field) < 1:
-            raise UsageError(f"--{field.replace('_', '-')} must be >= 1, got {getattr(config, field)}")
+            raise UsageError(f"`{field}` must be >= 1, got {getattr(config, field)}")
     _check_number("validation_fraction", config.validation_fraction, 0, 1, low_inclusive=False)
-    validate(TrainConfig(dataset=config.dataset, data_dir=config.data_dir,
-                         image_size=config.image_size))
+    TrainConfig(dataset=config.dataset, data_dir=config.data_dir, image_size=config.image_size)

@@ -19,43 +19,15 @@ import time
 import keras
 import tensorflow as tf
 
-from keras_lambda import checkpoints, custom_loop
+from keras_lambda import checkpoints, custom_loop, distribute, models
 from keras_lambda import data as data_lib
-from keras_lambda import models
 from keras_lambda.files import OutputLock, atomic_write, check_output_dir, read_json, write_json
-from keras_lambda.options import (  # noqa: F401
+from keras_lambda.options import (  # noqa: F401  (TrainConfig: also importable from here)
     TrainConfig,
     UsageError,
     recorded,
     resume_changes,
-    validate,
 )
-
-def make_strategy(name):
-    """`tf.distribute` strategy for `--strategy`; create it before any other op
-    (multi-worker collectives must be configured at program start)."""
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()  # cluster from TF_CONFIG
-    if name == "tpu":
-        try:
-            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-            tf.config.experimental_connect_to_cluster(resolver)
-            tf.tpu.experimental.initialize_tpu_system(resolver)
-        except (ValueError, tf.errors.OpError) as error:
-            raise UsageError(f"--strategy tpu: no TPU found ({error})") from None
-        return tf.distribute.TPUStrategy(resolver)
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def needs_static_shapes(strategy):
-    """TPUs compile fixed shapes; multi-worker steps must match across workers."""
-    return isinstance(
-        strategy, (tf.distribute.TPUStrategy, tf.distribute.MultiWorkerMirroredStrategy)
-    )
-
 
 def build_model(config, input_shape, num_classes):
     """The preset `config.model` for these inputs and classes, with the lambda
@@ -97,17 +69,17 @@ def train(config):
 
     With checkpoints in `config.output_dir` it resumes from the newest one that
     loads; settings that change the model or the data must match the run's
-    (`options.RESUME_FIXED`), the others are applied and recorded."""
-    validate(config)
+    (`options.RESUME_FIXED`), the others are applied and recorded. `config` was
+    checked when it was made (`TrainConfig.__post_init__`)."""
     check_output_dir(config.output_dir)
     latest = next(iter(checkpoints.saved(_checkpoint_dir(config))), None)
     if latest is not None:
         resume_changes(latest.get("config", {}), config)  # raises on model/data changes
         if latest["epoch"] > config.epochs:
             raise UsageError(
-                f"--output-dir {config.output_dir!r} holds a run trained for "
-                f"{latest['epoch']} epochs; --epochs {config.epochs} would train none "
-                "(pass more epochs to train on, or use a new --output-dir)"
+                f"`output_dir` {config.output_dir!r} holds a run trained for "
+                f"{latest['epoch']} epochs; `epochs` {config.epochs} would train none "
+                "(pass more epochs to train on, or use a new `output_dir`)"
             )
         finished = read_json(os.path.join(config.output_dir, "summary.json"))
         if latest["epoch"] == config.epochs and finished and finished.get("epochs") == config.epochs:
@@ -115,13 +87,13 @@ def train(config):
                 print(f"{config.output_dir} already holds this run, trained for "
                       f"{config.epochs} epochs: nothing to train")
             return finished
-    strategy = make_strategy(config.strategy)
+    strategy = distribute.make_strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)
     data = data_lib.load(config.dataset, config.data_dir, config.seed)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise UsageError(
-            f"--batch-size {config.batch_size} is not divisible by the {replicas} replicas"
+            f"`batch_size` {config.batch_size} is not divisible by the {replicas} replicas"
         )
     started = time.time()
     previous_policy = keras.config.dtype_policy()
@@ -132,20 +104,9 @@ def train(config):
         keras.config.set_dtype_policy(previous_policy)
 
 
-def one_hot(num_classes):
-    return lambda image, label: (image, tf.one_hot(label, num_classes))
-
-
 def _checkpoint_dir(config):
     """The chief's checkpoints, which every worker resumes from."""
     return os.path.join(config.output_dir, "checkpoints")
-
-
-def _worker_dir(config, chief, strategy):
-    """The chief writes into output_dir; other workers into a private folder of it."""
-    if chief:
-        return config.output_dir
-    return os.path.join(config.output_dir, f".worker-{strategy.cluster_resolver.task_id}")
 
 
 def _report(message):
@@ -164,7 +125,7 @@ class _Pipelines:
 
 def _pipelines(config, data, static):
     batches = config.batch_size
-    to_one_hot = one_hot(data.num_classes)
+    to_one_hot = data_lib.one_hot(data.num_classes)
     held_out = data_lib.split_validation(data, config.validation_fraction)
     steps = held_out.num_train // batches if static else math.ceil(held_out.num_train / batches)
     return _Pipelines(
@@ -180,17 +141,17 @@ def _pipelines(config, data, static):
 
 
 def _fit(config, data, strategy, started):
-    chief = custom_loop.is_chief(strategy)
-    own_dir = _worker_dir(config, chief, strategy)
-    custom = custom_loop.uses_custom_loop(strategy)
-    pipelines = _pipelines(config, data, needs_static_shapes(strategy))
+    chief = distribute.is_chief(strategy)
+    own_dir = distribute.worker_dir(config.output_dir, strategy)
+    custom = distribute.uses_custom_loop(strategy)
+    pipelines = _pipelines(config, data, distribute.needs_static_shapes(strategy))
     with strategy.scope():
         try:
             model = build_model(
                 config, (config.image_size, config.image_size, data.channels), data.num_classes
             )
         except ValueError as error:  # e.g. --num-heads that does not divide a width
-            raise UsageError(f"cannot build --model {config.model}: {error}") from None
+            raise UsageError(f"cannot build `model` {config.model}: {error}") from None
         compile_model(model, config, pipelines.steps_per_epoch)
         model.optimizer.build(model.trainable_variables)  # its state loads with a checkpoint
     os.makedirs(own_dir, exist_ok=True)  # only now: bad input leaves nothing behind

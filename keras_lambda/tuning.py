@@ -29,10 +29,14 @@ import tensorflow as tf
 from keras_lambda import data as data_lib
 from keras_lambda import models
 from keras_lambda.files import atomic_write, check_output_dir, write_json
-from keras_lambda.options import TUNERS, UsageError, validate_tune
-from keras_lambda.train import make_strategy, one_hot
+from keras_lambda.options import TUNERS, UsageError
+from keras_lambda.distribute import make_strategy
 
-GLOBAL_SCOPE = 0  # `scope` value meaning a global context (KerasTuner choices need one type)
+# KerasTuner's choices need one type, so the search space says 0 where the rest of the
+# package says None (a global context); narrowing it takes either.
+GLOBAL_SCOPE = 0
+REFERENCE_BATCH = 64  # `steps_per_epoch` is counted at this batch size
+EVALUATION_BATCH = 64
 
 SEARCH_SPACE = {
     "key_dim": [8, 16],
@@ -90,7 +94,7 @@ class LambdaResNetHyperModel(keras_tuner.HyperModel):
         classes: number of classes; labels one-hot (categorical cross-entropy).
         epochs: the epochs a trial trains, for the cosine learning-rate decay
             (KerasTuner's `epochs` for `search` should match; Hyperband: its max).
-        steps_per_epoch: optimizer steps per epoch at batch size 64, for the
+        steps_per_epoch: optimizer steps per epoch at `REFERENCE_BATCH` (64), for the
             decay; other batch sizes scale it. None: constant learning rate.
         label_smoothing: of the cross-entropy loss.
         jit_compile: compile train steps with XLA.
@@ -126,6 +130,12 @@ class LambdaResNetHyperModel(keras_tuner.HyperModel):
         if unknown:
             raise ValueError(
                 f"unknown search space entries {unknown}; allowed: {', '.join(SEARCH_SPACE)}"
+            )
+        if "scope" in search_space:  # None (global), as LambdaLayer says it, is 0 here
+            scope = search_space["scope"]
+            search_space["scope"] = (
+                [GLOBAL_SCOPE if s is None else s for s in scope]
+                if isinstance(scope, (list, tuple)) else GLOBAL_SCOPE if scope is None else scope
             )
         for entry, value in search_space.items():
             _check_entry(entry, value)
@@ -172,7 +182,7 @@ class LambdaResNetHyperModel(keras_tuner.HyperModel):
         learning_rate = value("learning_rate")
         batch_size = value("batch_size")  # registered here: the decay needs the steps
         if self.epochs and self.steps_per_epoch:
-            steps = math.ceil(self.steps_per_epoch * 64 / batch_size) * self.epochs
+            steps = math.ceil(self.steps_per_epoch * REFERENCE_BATCH / batch_size) * self.epochs
             learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
         model.compile(
             optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=value("weight_decay")),
@@ -206,7 +216,7 @@ def _batch(data, batch_size, training):
         return data(batch_size), {}
     if isinstance(data, tf.data.Dataset):
         if training:
-            data = data.shuffle(10_000)
+            data = data.shuffle(data_lib.SHUFFLE_BUFFER)
         return data.batch(batch_size).prefetch(tf.data.AUTOTUNE), {}
     if isinstance(data, (np.ndarray, list)) or hasattr(data, "shape"):
         return data, {"batch_size": batch_size}
@@ -265,13 +275,12 @@ def search(config):
     `best.keras` (the best trial's model) and `best.json` (its hyperparameters,
     validation and test accuracy). Returns the `best.json` dict.
     """
-    validate_tune(config)
     check_output_dir(config.output_dir)
     strategy = make_strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)
     data = data_lib.load(config.dataset, config.data_dir, config.seed)
     trials_data = data_lib.split_validation(data, config.validation_fraction)
-    to_one_hot = one_hot(data.num_classes)
+    to_one_hot = data_lib.one_hot(data.num_classes)
     size = config.image_size
 
     def train_batches(batch_size):
@@ -288,12 +297,12 @@ def search(config):
                 (size, size, data.channels),
                 data.num_classes,
                 epochs=config.epochs,
-                steps_per_epoch=math.ceil(trials_data.num_train / 64),
+                steps_per_epoch=math.ceil(trials_data.num_train / REFERENCE_BATCH),
                 jit_compile=config.jit_compile,
                 **config.space,
             )
         except ValueError as error:  # before the tuner writes anything
-            raise UsageError(f"--space: {error}") from None
+            raise UsageError(f"`space`: {error}") from None
         tuner = make_tuner(
             config.tuner,
             hypermodel,
@@ -322,7 +331,8 @@ def search(config):
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             best_model = tuner.get_best_models(1)[0]
         test_accuracy = best_model.evaluate(
-            data_lib.batched(data, size, 64, False).map(to_one_hot), verbose=0, return_dict=True
+            data_lib.batched(data, size, EVALUATION_BATCH, False).map(to_one_hot), verbose=0,
+            return_dict=True
         )["accuracy"]
     finally:
         keras.config.set_dtype_policy(previous_policy)

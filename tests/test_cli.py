@@ -24,8 +24,7 @@ def test_no_command_prints_usage_and_exits_2(capsys):
 
 def test_every_option_says_what_it_does_and_its_default(capsys):
     parser = cli.build_parser()
-    commands = next(a for a in parser._actions if a.dest == "command").choices
-    for name, command in commands.items():
+    for name, command in parser.commands.items():
         for action in command._actions:
             if action.dest == "help":
                 continue
@@ -38,3 +37,10 @@ def test_every_option_says_what_it_does_and_its_default(capsys):
     except SystemExit:
         pass
     assert "runs/keras-lambda" in capsys.readouterr().out
+
+
+def test_the_library_names_settings_and_the_command_line_shows_its_flags():
+    train = cli.build_parser().commands["train"]
+    message = "`batch_size` 63 is not divisible; `output_dim` must divide by `num_heads`"
+    assert cli.as_flags(message, train) == (
+        "--batch-size 63 is not divisible; `output_dim` must divide by --num-heads")

@@ -46,7 +46,7 @@ def test_read_json_returns_none_for_missing_truncated_or_non_object_files(tmp_pa
 def test_an_output_dir_that_is_a_file_or_under_a_file_is_refused(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(UsageError, match="--output-dir '.*file' is a file, not a folder"):
+    with pytest.raises(UsageError, match="`output_dir` '.*file' is a file, not a folder"):
         check_output_dir(str(blocker))
     with pytest.raises(UsageError, match="is a file, not a folder"):
         check_output_dir(str(blocker / "run"))

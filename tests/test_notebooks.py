@@ -1,7 +1,6 @@
 """Every notebook runs top to bottom (KERAS_LAMBDA_SMOKE=1), offline, with no error."""
 
 import json
-import os
 import pathlib
 
 import pytest

@@ -13,7 +13,6 @@ import keras_tuner
 import numpy as np
 import pytest
 
-import keras_lambda
 from keras_lambda.layers import LambdaLayer
 from keras_lambda.options import TuneConfig
 from keras_lambda.tuning import SEARCH_SPACE, LambdaResNetHyperModel, search
@@ -60,6 +59,9 @@ def test_scope_zero_means_a_global_context():
     hp.Fixed("scope", 0)
     model = LambdaResNetHyperModel((32, 32, 1), 10, **SMALL).build(hp)
     assert all(layer.scope is None for layer in lambda_layers(model))
+    # The caller may say None, as LambdaLayer does; the search space stores 0.
+    hypermodel = LambdaResNetHyperModel((32, 32, 1), 10, **{**SMALL, "scope": [None, 7]})
+    assert hypermodel.search_space["scope"] == [0, 7]
 
 
 def test_default_space_registers_every_entry_with_its_documented_values():
@@ -160,7 +162,7 @@ def test_a_real_search_on_digits_saves_a_best_model_that_reloads(tmp_path, tuner
     model = keras.models.load_model(tmp_path / "best.keras")
     assert lambda_layers(model)[0].key_dim == best["hyperparameters"]["key_dim"]
     from keras_lambda import data as data_lib
-    from keras_lambda.train import one_hot
+    from keras_lambda.data import one_hot
 
     digits = data_lib.load_digits()
     test = data_lib.batched(digits, 32, 64, False).map(one_hot(10))

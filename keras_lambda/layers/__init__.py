@@ -1,6 +1,10 @@
-"""Keras layers: the lambda layer and its shareable relative position embedding."""
+"""Keras layers: the lambda layer, its shareable relative position embedding, and
+the two generic layers LambdaResNets use (stochastic depth, −inf-padded max pooling).
+`keras_lambda.layers.checks` holds the argument checks they share."""
 
 from keras_lambda.layers.lambda_layer import LambdaLayer
+from keras_lambda.layers.padded_max_pooling import PaddedMaxPooling2D
 from keras_lambda.layers.relative_position_embedding import RelativePositionEmbedding
+from keras_lambda.layers.stochastic_depth import StochasticDepth
 
-__all__ = ["LambdaLayer", "RelativePositionEmbedding"]
+__all__ = ["LambdaLayer", "PaddedMaxPooling2D", "RelativePositionEmbedding", "StochasticDepth"]

@@ -5,39 +5,14 @@ import math
 import keras
 from keras import ops
 
-from keras_lambda.layers import _checks
+from keras_lambda.layers import checks
 from keras_lambda.layers.relative_position_embedding import RelativePositionEmbedding
+from keras_lambda.ops import auto
 from keras_lambda.ops import content as content_ops
 from keras_lambda.ops import position as position_ops
 
 POSITIONS = ("relative", None)
 IMPLEMENTATIONS = ("auto",) + position_ops.IMPLEMENTATIONS
-
-# `implementation="auto"`, from train-step timings on CPU (TensorFlow, b=8; see
-# the layer tests for the decisions they pin). A convolution costs per kernel
-# tap, so it wins while the kernel area A inside the input is small (n >= 16·A).
-# Between the dense einsum and the FFT, an empirical model: the einsum pays for
-# its n² pairs (gathering E [n, n, k] and scattering its gradient, whatever v),
-# the FFT for its grid G (>= (s + reach)^rank cells) times the v value channels
-# it transforms, so the einsum wins while n² <= 6·G·v. Measured: the einsum
-# ahead at ratios n²/(G·v) of 2-5 (2x at 24x24 global), the FFT ahead from 8
-# (32x32 global: by 11% at v=32; the einsum by 23% at v=64, ratio 4). Never
-# past n² = 2^20 (32x32): beyond it the einsum slows faster than n² (20x from
-# 32x32 to 64x64) and its [n, n, k] tensor and gradient take memory the FFT
-# does not.
-SMALL_KERNEL_RATIO = 16
-# Up to 5x5 taps a depthwise convolution beats the FFT; at 23x23 the FFT is 8-10x faster
-# (benchmarks/bench-cpu.md).
-CONVOLUTION_MAX_TAPS = 25
-# 7x7 on images from 64x64 on: the depthwise convolution (u = 1) led the FFT by 6-18% at
-# v = 32 in the races of two recorded runs (64x64 and 128x128), and trailed it by 20-30% at
-# v = 64 in every run; at 32x32 the FFT led at both v. The bounds are where it was measured
-# (why depthwise falls behind at larger v is not profiled); benchmarks/bench-cpu-r7.md.
-DEPTHWISE_MAX_TAPS = 49
-DEPTHWISE_MAX_VALUE_DIM = 32
-DEPTHWISE_MIN_POSITIONS = 64 * 64
-EINSUM_PAIRS_PER_FFT_VALUE = 6
-EINSUM_MAX_PAIRS = 2**20
 
 
 class _ProjectionInitializer(keras.initializers.Initializer):
@@ -137,31 +112,31 @@ class LambdaLayer(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.key_dim = _checks.positive_int("key_dim", key_dim)
-        self.num_heads = _checks.positive_int("num_heads", num_heads)
-        self.intra_depth = _checks.positive_int("intra_depth", intra_depth)
+        self.key_dim = checks.positive_int("key_dim", key_dim)
+        self.num_heads = checks.positive_int("num_heads", num_heads)
+        self.intra_depth = checks.positive_int("intra_depth", intra_depth)
         if output_dim is not None:
-            _checks.positive_int("output_dim", output_dim)
+            checks.positive_int("output_dim", output_dim)
             self._check_divisible(output_dim, "output_dim")
         self.output_dim = output_dim
-        self.scope = _checks.optional_scope(scope)
-        self.position = _checks.one_of("position", position, POSITIONS)
-        self.implementation = _checks.one_of(
+        self.scope = checks.optional_scope(scope)
+        self.position = checks.one_of("position", position, POSITIONS)
+        self.implementation = checks.one_of(
             "implementation", implementation, IMPLEMENTATIONS
         )
-        self.dilation_rate = _checks.positive_int("dilation_rate", dilation_rate)
+        self.dilation_rate = checks.positive_int("dilation_rate", dilation_rate)
         if self.scope is None and dilation_rate != 1:
             raise ValueError(
                 "`dilation_rate` applies to a local scope; a global context "
                 f"(scope=None) needs dilation_rate=1. Received: dilation_rate={dilation_rate}"
             )
-        _checks.one_of("causal", causal, (False, True))
+        checks.one_of("causal", causal, (False, True))
         self.causal = bool(causal)
-        self.norm_momentum = _checks.number_in("norm_momentum", norm_momentum, 0, 1)
-        self.norm_epsilon = _checks.number_in(
+        self.norm_momentum = checks.number_in("norm_momentum", norm_momentum, 0, 1)
+        self.norm_epsilon = checks.number_in(
             "norm_epsilon", norm_epsilon, 0, math.inf, low_inclusive=False, high_inclusive=False
         )
-        _checks.one_of("position_bias", position_bias, (False, True))
+        checks.one_of("position_bias", position_bias, (False, True))
         if position_bias and self.position is None:
             raise ValueError(
                 "`position_bias` adds to the position lambdas; a content-only layer "
@@ -292,49 +267,29 @@ class LambdaLayer(keras.layers.Layer):
         return keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype=self.output_dtype)
 
     def position_implementation(self, spatial_shape, value_dim=None):
-        """The kernel used for inputs of `spatial_shape` (resolves "auto").
-
-        depthwise (u = 1) or conv (u > 1, which contracts u inside the conv) for
-        scopes of at most 5x5 taps, small next to the input, and for inputs of
-        unknown size; depthwise for 7x7 (undilated) on images of 64x64 and more at
-        v <= 32; else einsum or fft by their cost model (module comment).
-        `value_dim` (v) defaults to the built layer's, or output_dim / h.
-        """
+        """The kernel used for inputs of `spatial_shape` (resolves "auto" with
+        `keras_lambda.ops.choose_implementation`, see benchmarks/auto.md).
+        `value_dim` (v) defaults to the built layer's, or output_dim / h."""
         if self.implementation != "auto":
             return self.implementation
-        convolution = "depthwise" if self.intra_depth == 1 else "conv"
-        if any(size is None for size in spatial_shape):
-            return convolution
-        positions = math.prod(spatial_shape)
-        taps = [2 * size - 1 if self.scope is None else self.scope for size in spatial_shape]
-        area = 1  # kernel taps that meet the input
-        for size, axis_taps in zip(spatial_shape, taps):
-            area *= min(axis_taps, 2 * ((size - 1) // self.dilation_rate) + 1)
-        if self.causal:
-            area = (area + 1) // 2
-        if area <= CONVOLUTION_MAX_TAPS and positions >= SMALL_KERNEL_RATIO * area:
-            return convolution
         value_dim = value_dim or getattr(self, "value_dim", None)
         if value_dim is None and self.output_dim is not None:
             value_dim = self.output_dim // self.num_heads
-        if value_dim is None:
+        try:
+            return auto.choose_implementation(
+                tuple(spatial_shape),
+                scope=self.scope,
+                value_dim=value_dim,
+                dilation_rate=self.dilation_rate,
+                intra_depth=self.intra_depth,
+                causal=self.causal,
+                backend=keras.backend.backend(),
+            )
+        except ValueError:
             raise ValueError(
                 "position_implementation needs value_dim for an unbuilt layer without "
                 "output_dim: build the layer or pass value_dim."
-            )
-        if (
-            self.intra_depth == 1
-            and len(spatial_shape) == 2
-            and self.dilation_rate == 1
-            and area <= DEPTHWISE_MAX_TAPS
-            and value_dim <= DEPTHWISE_MAX_VALUE_DIM
-            and positions >= DEPTHWISE_MIN_POSITIONS
-        ):
-            return "depthwise"
-        grid = math.prod(position_ops.fft_lengths(spatial_shape, taps, self.dilation_rate))
-        if positions**2 <= min(EINSUM_PAIRS_PER_FFT_VALUE * grid * value_dim, EINSUM_MAX_PAIRS):
-            return "einsum"
-        return "fft"
+            ) from None
 
     # Forward ----------------------------------------------------------------
 

@@ -1,9 +1,8 @@
 """The relative position table of lambda layers, shareable between layers."""
 
 import keras
-from keras import ops
 
-from keras_lambda.layers import _checks
+from keras_lambda.layers import checks
 
 
 @keras.saving.register_keras_serializable(package="keras_lambda")
@@ -35,9 +34,8 @@ class RelativePositionEmbedding(keras.layers.Layer):
         embeddings_initializer: initializer of T. Default N(0, 1) (the paper).
         **kwargs: base `keras.layers.Layer` arguments (name, dtype, ...).
 
-    Call:
-        `embedding(inputs)` with inputs `[b, *S, c]` returns the relative kernel
-        for that input: `[2S − 1, k, u]` (global) or `[r, ..., k, u]` (scope).
+    The lambda layers read it through `kernel(spatial)`: the relative kernel for
+    an input of spatial sizes S, `[2S − 1, k, u]` (global) or `[r, ..., k, u]` (scope).
 
     Example:
     ```python
@@ -58,9 +56,9 @@ class RelativePositionEmbedding(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.key_dim = _checks.positive_int("key_dim", key_dim)
-        self.intra_depth = _checks.positive_int("intra_depth", intra_depth)
-        self.scope = _checks.optional_scope(scope)
+        self.key_dim = checks.positive_int("key_dim", key_dim)
+        self.intra_depth = checks.positive_int("intra_depth", intra_depth)
+        self.scope = checks.optional_scope(scope)
         if spatial_shape is not None:
             if scope is not None:
                 raise ValueError(
@@ -173,17 +171,6 @@ class RelativePositionEmbedding(keras.layers.Layer):
             else:
                 slices.append(slice(limit - size, limit + size - 1))
         return table[tuple(slices)]
-
-    def call(self, inputs):
-        return ops.convert_to_tensor(self.kernel(tuple(inputs.shape[1:-1])))
-
-    def compute_output_shape(self, input_shape):
-        spatial = tuple(input_shape[1:-1])
-        if self.scope is not None:
-            table = (self.scope,) * len(spatial)
-        else:
-            table = tuple(None if s is None else 2 * s - 1 for s in spatial)
-        return table + (self.key_dim, self.intra_depth)
 
     def get_config(self):
         config = super().get_config()

@@ -8,7 +8,7 @@ can be read without importing Keras.
 import importlib
 
 _SOURCES = {
-    "PaddedMaxPooling2D": "blocks",
+    "PaddedMaxPooling2D": "blocks",  # defined in keras_lambda.layers; kept here too
     "StochasticDepth": "blocks",
     "decode_predictions": "imagenet",
     "preprocess_input": "imagenet",

@@ -6,73 +6,10 @@ every layer it creates after `name`, so `model.summary()` reads like the paper.
 
 import keras
 
-from keras_lambda.layers import LambdaLayer
+from keras_lambda.layers import LambdaLayer, PaddedMaxPooling2D, StochasticDepth
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
-
-
-@keras.saving.register_keras_serializable(package="keras_lambda")
-class StochasticDepth(keras.layers.Layer):
-    """Drops a residual branch for a whole sample with probability `rate` in training.
-
-    Kept branches are scaled by 1 / (1 − rate) so the expectation is unchanged
-    (Huang et al., 2016, as used by ResNet-RS).
-    """
-
-    def __init__(self, rate, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        if not 0 <= rate < 1:
-            raise ValueError(f"`rate` must be in [0, 1). Received: rate={rate}")
-        self.rate = rate
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, inputs, training=None):
-        if not training or self.rate == 0:
-            return inputs
-        batch = keras.ops.shape(inputs)[0]
-        shape = (batch,) + (1,) * (len(inputs.shape) - 1)
-        keep = 1.0 - self.rate
-        mask = keras.random.uniform(shape, seed=self.seed_generator) < keep
-        return inputs * keras.ops.cast(mask, inputs.dtype) / keep
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
-
-
-@keras.saving.register_keras_serializable(package="keras_lambda")
-class PaddedMaxPooling2D(keras.layers.Layer):
-    """Max pooling that pads `padding` on every side with −inf, as PyTorch's
-    `MaxPool2d(padding=p)` does ('same' pads one side only for stride 2, and
-    zeros would win a window of negative values, e.g. after SiLU).
-    """
-
-    def __init__(self, pool_size=3, strides=2, padding=1, **kwargs):
-        super().__init__(**kwargs)
-        self.pool_size = pool_size
-        self.strides = strides
-        self.padding = padding
-
-    def call(self, inputs):
-        pad = self.padding
-        padded = keras.ops.pad(
-            inputs, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=float("-inf")
-        )
-        return keras.ops.max_pool(padded, self.pool_size, self.strides, padding="valid")
-
-    def compute_output_shape(self, input_shape):
-        def out(size):
-            return None if size is None else (size + 2 * self.padding - self.pool_size) // self.strides + 1
-
-        return (input_shape[0], out(input_shape[1]), out(input_shape[2]), input_shape[3])
-
-    def get_config(self):
-        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
-                "padding": self.padding}
 
 
 def apply_conv_bn(

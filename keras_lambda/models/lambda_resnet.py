@@ -5,7 +5,7 @@ import os
 import keras
 
 from keras_lambda.layers import RelativePositionEmbedding
-from keras_lambda.layers import _checks
+from keras_lambda.layers import checks
 from keras_lambda.models import blocks
 from keras_lambda.models.presets import PAPER_DEPTHS, paper_placement
 
@@ -28,10 +28,7 @@ def parse_placement(placement, stackwise_num_blocks):
     sequence of 4 entries each "C", "L" or an iterable of block indices, e.g.
     `("C", "C", [4, 5], "L")` for "blocks 4 and 5 of c4 and all of c5".
     """
-    if isinstance(placement, str):
-        entries = tuple(placement)
-    else:
-        entries = tuple(placement)
+    entries = tuple(placement)  # letters of a string, or the entries of a sequence
     if len(entries) != len(stackwise_num_blocks):
         raise ValueError(
             f"`placement` needs one entry per stage ({len(stackwise_num_blocks)}: "
@@ -189,11 +186,11 @@ def LambdaResNet(
             "`weights` must be None or the path of a Keras weights file. Received: "
             f"weights={weights!r}, which is not a file"
         )
-    _checks.one_of("base", base, tuple(BASES))
-    _checks.one_of("pooling", pooling, (None, "avg", "max"))
-    _checks.one_of("lambda_pool_size", lambda_pool_size, (2, 3))
+    checks.one_of("base", base, tuple(BASES))
+    checks.one_of("pooling", pooling, (None, "avg", "max"))
+    checks.one_of("lambda_pool_size", lambda_pool_size, (2, 3))
     if stackwise_num_blocks is None:
-        _checks.one_of("depth", depth, tuple(PAPER_DEPTHS))
+        checks.one_of("depth", depth, tuple(PAPER_DEPTHS))
         stackwise_num_blocks = PAPER_DEPTHS[depth][0]
         if placement is None:
             placement = paper_placement(depth)
@@ -205,7 +202,7 @@ def LambdaResNet(
                 f"stackwise_num_blocks={stackwise_num_blocks!r}"
             )
         for count in stackwise_num_blocks:
-            _checks.positive_int("stackwise_num_blocks", count)
+            checks.positive_int("stackwise_num_blocks", count)
         if placement is None:
             placement = "CCLL"
     lambda_blocks = parse_placement(placement, stackwise_num_blocks)

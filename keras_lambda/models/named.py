@@ -3,7 +3,7 @@
 `LambdaResNet50()` ... `LambdaResNet420()`: the paper's family (no published
 weights). `LambdaResNet26T()`, `LambdaResNet50TS()`, `LambdaResNet26RPT256()`:
 timm's architectures, `weights="imagenet"` for timm's ImageNet weights.
-`build_preset(name, **overrides)` builds any preset by name.
+`build_preset(preset, **overrides)` builds any preset by its name.
 """
 
 from keras_lambda.models import presets
@@ -12,7 +12,7 @@ from keras_lambda.models.lambda_resnet import LambdaResNet
 
 
 def build_preset(
-    name,
+    preset,
     include_top=True,
     weights=None,
     input_tensor=None,
@@ -22,10 +22,11 @@ def build_preset(
     classifier_activation="softmax",
     **overrides,
 ):
-    """The preset `name` as a `keras.Model`; `overrides` replace its `LambdaResNet`
-    arguments. `weights`: None, "imagenet" (timm presets; needs 1000 classes
-    with the top) or a weights file (a timm checkpoint or Keras weights)."""
-    preset = presets.get(name)
+    """The preset named `preset` as a `keras.Model` (named after it unless `name`
+    is given); `overrides` replace its `LambdaResNet` arguments. `weights`: None,
+    "imagenet" (timm presets; needs 1000 classes with the top) or a weights file
+    (a timm checkpoint or Keras weights)."""
+    preset = presets.get(preset)
     arguments = {**preset.arguments, **overrides}
     if input_shape is not None:
         arguments["input_shape"] = input_shape
@@ -40,7 +41,7 @@ def build_preset(
         pooling=pooling,
         classes=classes,
         classifier_activation=classifier_activation,
-        name=arguments.pop("name", name),
+        name=arguments.pop("name", preset.name),
         **arguments,
     )
     if weights is not None:

@@ -1,8 +1,11 @@
 """Stateless lambda kernels: content lambdas and position lambdas, in keras.ops."""
 
+from keras_lambda.ops.auto import choose_implementation
 from keras_lambda.ops.content import causal_content_lambdas, content_lambda
 from keras_lambda.ops.position import (
+    FAST_PATHS,
     IMPLEMENTATIONS,
+    KERNELS,
     conv_position_lambdas,
     dense_embeddings,
     depthwise_position_lambdas,
@@ -12,7 +15,10 @@ from keras_lambda.ops.position import (
 )
 
 __all__ = [
+    "FAST_PATHS",
     "IMPLEMENTATIONS",
+    "KERNELS",
+    "choose_implementation",
     "causal_content_lambdas",
     "content_lambda",
     "conv_position_lambdas",

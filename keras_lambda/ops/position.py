@@ -15,15 +15,14 @@ lambda of the paper is the case where the table covers every offset of the input
 All kernels return λp laid out `[b, *S, v, k]` (what the convolutions produce
 natively); the caller contracts it with the queries over k. They are stateless,
 take and return tensors, and are written in `keras.ops` so they run on every
-Keras 3 backend (`depthwise` is `tf.nn.depthwise_conv2d` on TensorFlow). `fft`
-has a TensorFlow fast path (`tf.signal`'s 2-D real FFTs on complex tensors; 2x
-faster than the portable path at 64x64), tested against the portable one.
+Keras 3 backend (`depthwise` is `tf.nn.depthwise_conv2d` on TensorFlow). Backend
+fast paths sit in one table, `FAST_PATHS` (today: `fft`'s correlation through
+`tf.signal`'s 2-D real FFTs on complex tensors, 2x faster than the portable path
+at 64x64), each tested against the portable code.
 """
 
 import keras
 from keras import ops
-
-IMPLEMENTATIONS = ("einsum", "conv", "depthwise", "fft")
 
 
 def spatial_shape(x, rank):
@@ -266,10 +265,8 @@ def fft_position_lambdas(values, kernel, dilation_rate=1, causal=False, portable
         padding = [[0, 0]] * len(kernel.shape)
         padding[kernel_axis] = [0, length - (2 * reach + 1)]
         kernel = ops.roll(ops.pad(kernel, padding), -reach, axis=kernel_axis)
-    if keras.backend.backend() == "tensorflow" and not portable:
-        lambdas = _correlate_tensorflow(values, kernel, lengths)
-    else:
-        lambdas = _correlate_portable(values, kernel, lengths)
+    correlate = _correlate_portable if portable else fast_path("fft_correlate")
+    lambdas = correlate(values, kernel, lengths)
     # [b, v, k, *L] → crop to [b, v, k, *S] (a slice: its gradient is a pad) → [b, *S, v, k]
     lambdas = lambdas[(slice(None),) * 3 + tuple(slice(0, size) for size in spatial)]
     lambdas = ops.transpose(lambdas, (0,) + tuple(range(3, 3 + rank)) + (1, 2))
@@ -310,12 +307,30 @@ def _correlate_tensorflow(values, kernel, lengths):
     return irfft(spectrum, fft_length=lengths)  # [b, v, k, *L]
 
 
+# Backend fast paths, as Keras keeps its own below keras.ops: (step, backend) → a
+# function with the portable one's contract, measured to pay off and tested against it.
+FAST_PATHS = {
+    ("fft_correlate", "tensorflow"): _correlate_tensorflow,  # 2x the portable path at 64x64
+}
+PORTABLE = {"fft_correlate": _correlate_portable}
+
+
+def fast_path(step, backend=None):
+    """The function that runs `step` on `backend` (default: Keras's): its fast path,
+    or the portable keras.ops one."""
+    backend = backend or keras.backend.backend()
+    return FAST_PATHS.get((step, backend), PORTABLE[step])
+
+
+# The kernels, by the name `LambdaLayer(implementation=...)` takes. Adding one:
+# a function with this contract here, and (for `auto`) a rule in `ops/auto.py`.
 KERNELS = {
     "einsum": einsum_position_lambdas,
     "conv": conv_position_lambdas,
     "depthwise": depthwise_position_lambdas,
     "fft": fft_position_lambdas,
 }
+IMPLEMENTATIONS = tuple(KERNELS)
 
 
 def position_lambdas(values, kernel, implementation, dilation_rate=1, causal=False):

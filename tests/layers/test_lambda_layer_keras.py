@@ -251,56 +251,13 @@ def test_global_table_sized_from_the_input():
     assert tuple(sequence.embedding.table.shape) == (7, 16, 1)
 
 
-D64 = {"output_dim": 64}  # v = 16 with the default h = 4
-D128 = {"output_dim": 128}  # v = 32
-D256 = {"output_dim": 256}  # v = 64
+def test_auto_is_the_ops_choice_for_the_layers_geometry():
+    """The measured decisions themselves are tests/ops/test_auto.py's."""
+    from keras_lambda.ops import choose_implementation
 
-
-@pytest.mark.parametrize(
-    "kwargs, spatial, expected",
-    [
-        # Train-step timings behind each choice (CPU, b=8, k=16, seconds; "race": medians
-        # of 7 interleaved rounds in one process, as `keras-lambda bench` decides near-ties):
-        (D64, (16, 16), "einsum"),  # einsum 0.04, fft 0.13, depthwise 0.51
-        ({**D64, "intra_depth": 4}, (16, 16), "einsum"),  # einsum 0.10, fft 0.14, conv 0.96
-        (D64, (32, 32), "fft"),  # fft 0.50, einsum 0.63, depthwise 9.7
-        (D128, (24, 24), "einsum"),  # race: einsum 0.17, fft 0.32
-        (D256, (24, 24), "einsum"),  # race: einsum 0.27, fft 0.62
-        (D128, (32, 32), "fft"),  # race: fft 0.56, einsum 0.63
-        (D256, (32, 32), "einsum"),  # races: einsum 0.93 / 1.00, fft 1.14 / 1.22
-        ({"output_dim": 512}, (40, 40), "fft"),  # past 32x32 the einsum is never picked
-        ({**D64, "scope": 23}, (32, 32), "fft"),  # fft 0.23, einsum 0.46, depthwise 0.97
-        ({**D256, "scope": 23}, (32, 32), "fft"),  # race: fft 0.70, einsum 0.88
-        ({**D64, "scope": 23}, (64, 64), "fft"),  # fft 1.4, depthwise 4.0
-        # keras-lambda bench, b=8, d=128 / d=256, train step in seconds:
-        ({**D128, "scope": 7}, (32, 32), "fft"),  # fft 0.23, depthwise 0.25, conv 0.31
-        ({**D256, "scope": 7}, (32, 32), "fft"),  # race: fft 0.61, conv 0.81, depthwise 0.82
-        # 7x7 from 64x64: at v = 32 races of two runs put depthwise ahead of fft (auto's
-        # pick then, rounds pooled): 0.90 / 1.10 vs 0.96 / 1.28 at 64x64 (one earlier run
-        # in separate processes: fft 1.04, depthwise 1.13), 4.32 / 4.96 vs 4.75 / 5.46 at
-        # 128x128; at v = 64 depthwise trails: 2.96 / 3.48 vs fft 2.33 / 2.9 at 64x64.
-        # With the rule (a third race run): depthwise 1.04-1.16 vs fft 1.35 at 64x64.
-        ({**D128, "scope": 7}, (64, 64), "depthwise"),
-        ({**D128, "scope": 7}, (128, 128), "depthwise"),
-        ({**D256, "scope": 7}, (64, 64), "fft"),
-        ({**D128, "scope": 7, "dilation_rate": 2}, (64, 64), "fft"),  # not measured dilated
-        ({**D128, "scope": 7, "intra_depth": 4}, (64, 64), "fft"),  # u > 1 (conv): not measured
-        ({**D128, "scope": 31}, (4096,), "fft"),  # sequences (31 taps): not measured
-        ({**D64, "scope": 7, "intra_depth": 4}, (32, 32), "fft"),
-        ({"scope": 5}, (32, 32), "depthwise"),  # 25 taps: half the depthwise work of 7x7
-        ({"scope": 3, "intra_depth": 4}, (32, 32), "conv"),
-        ({"scope": 7}, (None, None), "depthwise"),  # unknown size: a convolution
-        ({**D128, "scope": 23}, (128, 128), "fft"),  # fft 5.4, depthwise 45, conv 33
-        # sequences, races:
-        (D64, (512,), "fft"),  # fft 0.047, einsum 0.099
-        (D256, (512,), "einsum"),  # einsum 0.22, fft 0.27
-        ({**D64, "causal": True}, (256,), "fft"),  # fft 0.053, einsum 0.063
-        ({**D256, "causal": True}, (256,), "einsum"),  # einsum 0.13, fft 0.14
-        ({**D64, "scope": 255}, (1024,), "fft"),  # fft 0.10, depthwise 0.45, einsum 0.45
-    ],
-)
-def test_auto_follows_the_measured_cost_model(kwargs, spatial, expected):
-    assert LambdaLayer(**kwargs).position_implementation(spatial) == expected
+    layer = LambdaLayer(output_dim=128, scope=7, dilation_rate=2)
+    assert layer.position_implementation((64, 64)) == choose_implementation(
+        (64, 64), scope=7, value_dim=32, dilation_rate=2)
 
 
 def test_auto_reads_v_from_the_built_layer():

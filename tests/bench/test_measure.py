@@ -1,0 +1,25 @@
+"""keras_lambda.bench.measure: every method builds and is measured in process."""
+
+import keras
+import pytest
+
+from keras_lambda.bench import LAYER_METHODS, Case, measure
+from tests.helpers import random_array
+
+
+@pytest.mark.parametrize(
+    "method", ["lambda/global/auto", "lambda/r7/depthwise", "lambda/content", "attention", "paper"]
+)
+def test_measure_in_process(method):
+    result = measure.measure(Case(method, 8, 16, batch=2, repeats=1))
+    assert result["status"] == "ok"
+    assert result["train_s"] > 0 and result["infer_s"] > 0 and result["params"] > 0
+    assert result["peak_bytes"] >= 0 and result["process_peak_bytes"] > 0
+    if method == "lambda/global/auto":
+        assert result["implementation"] in ("einsum", "conv", "depthwise", "fft")
+
+
+def test_every_method_builds():
+    for method in LAYER_METHODS:
+        layer, shape = measure.build(Case(method, 8, 16, batch=2))
+        assert keras.ops.shape(layer(random_array(shape))) == shape

@@ -1,0 +1,91 @@
+"""keras_lambda.bench.runner: cases run isolated, OOM and timeouts are results, races
+round by round, the command writes its files."""
+
+import json
+
+import pytest
+
+from keras_lambda.bench import Case, Race, runner
+from tests.helpers import run_cli
+
+
+def test_a_case_runs_in_its_own_process():
+    result = runner.run_case(Case("lambda/r7/auto", 8, 16, batch=2, repeats=1))
+    assert result["status"] == "ok", result
+    assert result["method"] == "lambda/r7/auto" and result["train_s"] > 0
+
+
+def test_running_out_of_memory_is_a_result_not_a_crash():
+    # Attention at 64x64, d=128 needs ~6 GiB; the case gets 2 GiB.
+    result = runner.run_case(Case("attention", 64, 128, repeats=1),
+                            memory_limit_bytes=2 * 2**30)
+    assert result["status"] == "OOM", result
+    assert "ResourceExhausted" in result["reason"] or "alloc" in result["reason"]
+
+
+def test_a_case_past_its_time_is_a_timeout():
+    result = runner.run_case(Case("lambda/r7/auto", 8, 16, repeats=1), timeout=1)
+    assert result["status"] == "timeout" and result["reason"] == "> 1 s"
+
+
+def test_a_race_times_every_method_round_by_round_in_its_own_process():
+    race = Race(("lambda/r7/auto", "lambda/r7/fft", "lambda/r7/depthwise"), 8, 16,
+                      batch=2, rounds=3)
+    result = runner.run_case(race)
+    assert result["status"] == "ok", result
+    assert set(result["train_s"]) == set(race.methods)
+    for method, seconds in result["rounds_s"].items():
+        assert len(seconds) == 3 and result["train_s"][method] == sorted(seconds)[1]
+        assert result["calls"][method] >= 1
+    assert result["implementation"]["lambda/r7/auto"] in ("einsum", "conv", "depthwise", "fft")
+
+
+def test_the_bench_command_writes_a_table_markdown_json_and_plot(tmp_path):
+    result = run_cli("bench", "--sizes", "8", "--dims", "16", "--batch", "2", "--repeats", "1",
+                     "--methods", "lambda/global/auto", "attention", "paper",
+                     "--output-dir", str(tmp_path), "--name", "small")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| 16 | 8 | attention |" in result.stdout and "1.00x" in result.stdout
+    report = (tmp_path / "small.md").read_text()
+    assert "Machine: CPU" in report and "keras-lambda bench --sizes 8" in report
+    assert (tmp_path / "small.png").stat().st_size > 10_000
+    written = json.loads((tmp_path / "small.json").read_text())
+    assert written["races"] == []  # no explicit implementations to race
+    records = written["results"]
+    assert [r["method"] for r in records] == ["lambda/global/auto", "attention", "paper"]
+    assert all(r["status"] == "ok" for r in records)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--methods", "transformer"], "unknown --methods transformer; choose from"),
+        (["--dims", "30"], "--dims must be multiples of the 4 heads, got [30]"),
+        (["--sizes", "0"], "--sizes must be positive integers, got [0]"),
+        (["--repeats", "0"], "--repeats must be >= 1, got 0"),
+        (["--race-rounds", "-1"], "--race-rounds must be >= 0 (0: no races), got -1"),
+        (["--sizes", "big"], "argument --sizes: invalid int value: 'big'"),
+    ],
+)
+def test_bad_bench_input_is_one_line_exit_2(tmp_path, args, message):
+    result = run_cli("bench", *args, "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_finished_case_is_on_disk_before_the_report(tmp_path, monkeypatch):
+    """A crash while writing the report (or a kill) loses no measurement."""
+    from keras_lambda.bench import report
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the report failed")
+
+    monkeypatch.setattr(report, "markdown", broken)
+    with pytest.raises(RuntimeError, match="the report failed"):
+        runner.benchmark(methods=["lambda/content", "attention"], sizes=[8], dims=[16], batch=2,
+                         repeats=1, race_rounds=0, output_dir=str(tmp_path), name="run",
+                         progress=None)
+    written = json.loads((tmp_path / "run.json").read_text())
+    assert [r["method"] for r in written["results"]] == ["lambda/content", "attention"]
+    assert all(r["status"] == "ok" for r in written["results"])

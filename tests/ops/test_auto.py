@@ -1,0 +1,60 @@
+"""keras_lambda.ops.auto: `implementation="auto"` picks what the measurements say.
+
+The decisions and the timings behind them are data: benchmarks/auto_decisions.json
+(and the story of the bounds, benchmarks/auto.md).
+"""
+
+import json
+import pathlib
+
+import pytest
+
+from keras_lambda.layers import LambdaLayer
+from keras_lambda.ops import IMPLEMENTATIONS, choose_implementation
+from keras_lambda.ops.auto import kernel_taps
+
+DECISIONS = json.loads(
+    (pathlib.Path(__file__).parents[2] / "benchmarks" / "auto_decisions.json").read_text()
+)["decisions"]
+
+
+def arguments(layer):
+    """choose_implementation's keywords for LambdaLayer arguments (h = 4 default)."""
+    heads = layer.get("num_heads", 4)
+    return dict(
+        scope=layer.get("scope"),
+        value_dim=layer["output_dim"] // heads if "output_dim" in layer else None,
+        dilation_rate=layer.get("dilation_rate", 1),
+        intra_depth=layer.get("intra_depth", 1),
+        causal=layer.get("causal", False),
+    )
+
+
+@pytest.mark.parametrize(
+    "decision", DECISIONS,
+    ids=[f"{d['layer']}-{tuple(d['spatial_shape'])}" for d in DECISIONS],
+)
+def test_auto_follows_the_measured_decisions(decision):
+    spatial = tuple(decision["spatial_shape"])
+    chosen = choose_implementation(spatial, **arguments(decision["layer"]))
+    assert chosen == decision["expected"] in IMPLEMENTATIONS
+    # The layer asks the same function.
+    assert LambdaLayer(**decision["layer"]).position_implementation(spatial) == chosen
+
+
+def test_the_choice_is_the_same_on_every_backend_until_one_is_measured():
+    for backend in ("tensorflow", "jax", "torch"):
+        assert choose_implementation((24, 24), scope=None, value_dim=32, backend=backend) == "einsum"
+
+
+def test_kernel_taps_count_what_meets_the_input():
+    assert kernel_taps((8, 8), scope=None) == ([15, 15], 225)
+    assert kernel_taps((8, 8), scope=23) == ([23, 23], 225)  # clipped to the input
+    assert kernel_taps((64,), scope=7, causal=True) == ([7], 4)
+    assert kernel_taps((64, 64), scope=7, dilation_rate=2) == ([7, 7], 49)
+
+
+def test_value_dim_is_needed_past_the_convolution_rule():
+    assert choose_implementation((32, 32), scope=3) == "depthwise"
+    with pytest.raises(ValueError, match="needs value_dim"):
+        choose_implementation((32, 32), scope=23)
