@@ -1,21 +1,31 @@
-"""Imports TensorFlow for the `keras-lambda` command without its C++ start-up notes.
+"""What the `keras-lambda` command does differently from a library import.
 
-TensorFlow's native start-up messages (no CUDA driver found, CPU features, and
-"failed call to cuInit" when it first looks for GPUs) are written to stderr
-before any Python logging setting can stop them. The command
-promises one clear line on stderr for bad input, so while it imports TensorFlow
-the process's stderr points at /dev/null; Python exceptions still surface after.
-Library users (any other program) get TensorFlow's messages unchanged.
+The command imports nothing heavy until a command needs it (`--help` and bad
+arguments answer at once), and it imports TensorFlow without TensorFlow's native
+start-up notes (no CUDA driver found, CPU features, "failed call to cuInit" when
+it first looks for GPUs), which are written to stderr before any Python logging
+setting can stop them: the command promises one clear line on stderr for bad
+input and a clean run. Library users (any other program) get both unchanged.
 """
 
+import json
 import os
 import sys
 
 
+def running_the_command():
+    """True in the `keras-lambda` console script's process."""
+    return bool(sys.argv) and os.path.basename(sys.argv[0]) == "keras-lambda"
+
+
 def import_tensorflow():
-    if "tensorflow" in sys.modules or not sys.argv:
+    """Imports TensorFlow with stderr pointed at /dev/null (in the command only;
+    elsewhere plainly). ModuleNotFoundError when it is not installed."""
+    if "tensorflow" in sys.modules:
         return
-    if os.path.basename(sys.argv[0]) != "keras-lambda":
+    if not running_the_command():
+        import tensorflow  # noqa: F401
+
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
@@ -28,3 +38,35 @@ def import_tensorflow():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def keras_backend():
+    """The backend Keras will load, read as Keras reads it (KERAS_BACKEND, else
+    keras.json in KERAS_HOME or ~/.keras), without importing Keras."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    try:
+        with open(os.path.join(home, "keras.json")) as file:
+            return json.load(file).get("backend", "tensorflow")
+    except (OSError, ValueError):
+        return "tensorflow"
+
+
+def import_keras():
+    """Imports Keras for the command: through a quiet TensorFlow on its backend."""
+    if keras_backend() == "tensorflow":
+        import_tensorflow()
+
+
+def tensorflow_for(purpose):
+    """TensorFlow, or an ImportError that says what needs it and how to get it."""
+    try:
+        import tensorflow
+    except ModuleNotFoundError:
+        raise ImportError(
+            f"{purpose} needs TensorFlow (tf.data, tf.distribute), which this environment "
+            "lacks: `pip install -e .` installs it. Layers, ops, models and "
+            "`keras-lambda bench` run on any Keras backend without it."
+        ) from None
+    return tensorflow

@@ -91,7 +91,7 @@ class GlobalAttention(keras.layers.Layer):
         sequence = (input_shape[0], height * width, channels)
         self.attention.build(sequence, sequence)
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         batch, height, width, channels = ops.shape(inputs)
         x = ops.reshape(inputs, (batch, height * width, channels))
         return ops.reshape(self.attention(x, x), (batch, height, width, -1))

@@ -8,6 +8,7 @@ import re
 import sys
 
 import keras_lambda
+from keras_lambda import _startup
 
 
 class _Parser(argparse.ArgumentParser):
@@ -119,7 +120,7 @@ def _add_tune(commands):
 
 
 def _add_bench(commands):
-    from keras_lambda.bench import ALL_MODEL_METHODS, DIMS, LAYER_METHODS, MODEL_METHODS, SIZES
+    from keras_lambda.bench import defaults
 
     bench = commands.add_parser(
         "bench",
@@ -132,26 +133,28 @@ def _add_bench(commands):
     bench.add_argument("--quick", action="store_true",
                        help="a short subset (1-2 min on 2 CPU cores): s 16 and 32, d 128, five "
                        "methods, no models")
-    bench.add_argument("--sizes", type=int, nargs="+", default=list(SIZES),
+    bench.add_argument("--sizes", type=int, nargs="+", default=list(defaults.SIZES),
                        help="image sides s (n = s²)")
-    bench.add_argument("--dims", type=int, nargs="+", default=list(DIMS), help="channels d")
-    bench.add_argument("--methods", nargs="+", default=list(LAYER_METHODS + MODEL_METHODS),
-                       metavar="METHOD", help="any of: " + ", ".join(LAYER_METHODS + ALL_MODEL_METHODS)
-                       + " (default: the layer methods and " + ", ".join(MODEL_METHODS) + ")")
-    bench.add_argument("--batch", type=int, default=8,
+    bench.add_argument("--dims", type=int, nargs="+", default=list(defaults.DIMS),
+                       help="channels d")
+    bench.add_argument("--methods", nargs="+", metavar="METHOD",
+                       help=f"any of {defaults.METHOD_GRAMMAR} (default: every layer method and "
+                       + ", ".join(defaults.MODEL_METHODS) + ")")
+    bench.add_argument("--batch", type=int, default=defaults.BATCH,
                        help="batch of the layer cases (model cases: 16 images of 128 px)")
-    bench.add_argument("--repeats", type=int, default=3,
+    bench.add_argument("--repeats", type=int, default=defaults.REPEATS,
                        help="timed steps per case, after a warm-up step (the median counts)")
-    bench.add_argument("--race-rounds", type=int, default=7,
+    bench.add_argument("--race-rounds", type=int, default=defaults.RACE_ROUNDS,
                        help="rounds of the races that judge implementation='auto' against the "
                        "implementations within 1.5x of the fastest (0: no races)")
-    bench.add_argument("--timeout", type=int, default=600, help="seconds per case")
+    bench.add_argument("--timeout", type=int, default=defaults.TIMEOUT, help="seconds per case")
     bench.add_argument("--memory-limit-gib", type=float,
                        help="per case; beyond it a case is OOM (None: 80%% of RAM)")
     bench.add_argument("--output-dir", default="benchmarks",
                        help="folder of NAME.md, NAME.json (written after every case) and NAME.png")
     bench.add_argument("--name", default=None,
-                       help="output file names (default: bench-cpu, bench-gpu, or quick)")
+                       help="output file names (default: bench-cpu or bench-gpu on TensorFlow, "
+                       "bench-BACKEND-cpu/gpu on others, quick with --quick)")
 
 
 def _add_convert(commands):
@@ -191,12 +194,26 @@ def build_parser():
     return parser
 
 
+def _need_tensorflow(command):
+    from keras_lambda.errors import UsageError
+
+    try:
+        _startup.import_tensorflow()
+    except ModuleNotFoundError:
+        raise UsageError(
+            f"`keras-lambda {command}` needs TensorFlow (tf.data, tf.distribute), which this "
+            "environment lacks: `pip install -e .` installs it (layers, models and "
+            "`keras-lambda bench` run on any Keras backend)"
+        ) from None
+
+
 def _train(args, argv):
     from keras_lambda.options import TrainConfig
 
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})  # checked
-    from keras_lambda.train import train  # only now TensorFlow
+    _need_tensorflow("train")  # only now, quietly
+    from keras_lambda.train import train
 
     summary = train(config)
     summary_path = os.path.join(config.output_dir, "summary.json")
@@ -222,6 +239,7 @@ def _tune(args, argv):
     fields = {field.name for field in dataclasses.fields(TuneConfig)} - {"space"}
     config = TuneConfig(space=parse_space(args.space),
                         **{k: v for k, v in vars(args).items() if k in fields})  # checked
+    _need_tensorflow("tune")
     from keras_lambda.tuning import search
 
     best = search(config)
@@ -234,16 +252,16 @@ def _tune(args, argv):
 
 
 def _bench(args, argv):
-    from keras_lambda.bench import QUICK, benchmark
+    _startup.import_keras()
+    from keras_lambda.bench import LAYER_METHODS, MODEL_METHODS, QUICK, benchmark
 
-    settings = dict(sizes=args.sizes, dims=args.dims, methods=args.methods)
+    settings = dict(sizes=args.sizes, dims=args.dims,
+                    methods=args.methods or LAYER_METHODS + MODEL_METHODS)
     if args.quick:
         settings.update(QUICK)
-    name = args.name or ("quick" if args.quick else None)
-    if name is None:
-        import tensorflow as tf
+    from keras_lambda.bench.runner import default_name
 
-        name = "bench-gpu" if tf.config.list_physical_devices("GPU") else "bench-cpu"
+    name = args.name or ("quick" if args.quick else default_name())
     limit = int(args.memory_limit_gib * 2**30) if args.memory_limit_gib else None
     benchmark(
         batch=args.batch, repeats=args.repeats, race_rounds=args.race_rounds,
@@ -264,6 +282,7 @@ def _convert(args, argv):
     if not args.output.endswith(".keras"):
         raise UsageError(f"`output` must end in .keras, got {args.output!r}")
     check_output_dir(os.path.dirname(os.path.abspath(args.output)), setting="output")
+    _startup.import_keras()
     from keras_lambda.models import build_preset, convert_timm
 
     model = build_preset(args.model)

@@ -9,9 +9,11 @@ callbacks, so checkpoints and resume behave as with `fit`.
 import sys
 import time
 
-import tensorflow as tf
 
+from keras_lambda import _startup
 from keras_lambda.errors import UsageError
+
+tf = _startup.tensorflow_for("keras_lambda.custom_loop")
 
 
 def fit(

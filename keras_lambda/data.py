@@ -11,9 +11,11 @@ import socket
 import urllib.parse
 
 import numpy as np
-import tensorflow as tf
 
+from keras_lambda import _startup
 from keras_lambda.errors import UsageError
+
+tf = _startup.tensorflow_for("keras_lambda.data (input pipelines)")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SHUFFLE_BUFFER = 10_000  # examples; smaller data sets are shuffled whole

@@ -2,9 +2,11 @@
 
 import os
 
-import tensorflow as tf
 
+from keras_lambda import _startup
 from keras_lambda.errors import UsageError
+
+tf = _startup.tensorflow_for("keras_lambda.distribute (strategies)")
 
 
 def make_strategy(name):

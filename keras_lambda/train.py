@@ -17,9 +17,8 @@ import sys
 import time
 
 import keras
-import tensorflow as tf
 
-from keras_lambda import checkpoints, custom_loop, distribute, models
+from keras_lambda import _startup, checkpoints, custom_loop, distribute, models
 from keras_lambda import data as data_lib
 from keras_lambda.files import OutputLock, atomic_write, check_output_dir, read_json, write_json
 from keras_lambda.options import (  # noqa: F401  (TrainConfig: also importable from here)
@@ -28,6 +27,8 @@ from keras_lambda.options import (  # noqa: F401  (TrainConfig: also importable 
     recorded,
     resume_changes,
 )
+
+tf = _startup.tensorflow_for("keras_lambda.train (training)")
 
 def build_model(config, input_shape, num_classes):
     """The preset `config.model` for these inputs and classes, with the lambda

@@ -24,13 +24,14 @@ import warnings
 import keras
 import keras_tuner
 import numpy as np
-import tensorflow as tf
 
+from keras_lambda import _startup, models
 from keras_lambda import data as data_lib
-from keras_lambda import models
+from keras_lambda.distribute import make_strategy
 from keras_lambda.files import atomic_write, check_output_dir, write_json
 from keras_lambda.options import TUNERS, UsageError
-from keras_lambda.distribute import make_strategy
+
+tf = _startup.tensorflow_for("keras_lambda.tuning (KerasTuner search)")
 
 # KerasTuner's choices need one type, so the search space says 0 where the rest of the
 # package says None (a global context); narrowing it takes either.

@@ -1,6 +1,22 @@
-"""Test settings: quiet TensorFlow, the TensorFlow backend unless one is chosen."""
+"""Test settings: quiet TensorFlow, the TensorFlow backend unless one is chosen
+(`KERAS_BACKEND=jax|torch`), and what each backend cannot run."""
 
+import importlib.util
 import os
+
+import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests of TensorFlow's own fast paths run on TensorFlow only; the proofs
+    against timm need timm (the test extra installs it beside TensorFlow)."""
+    backend = os.environ["KERAS_BACKEND"]
+    has_timm = importlib.util.find_spec("timm") is not None
+    for item in items:
+        if "tensorflow_only" in item.keywords and backend != "tensorflow":
+            item.add_marker(pytest.mark.skip(reason=f"a TensorFlow fast path; backend: {backend}"))
+        if "needs_timm" in item.keywords and not has_timm:
+            item.add_marker(pytest.mark.skip(reason="timm is not installed (pip install -e '.[test]')"))

@@ -53,3 +53,60 @@ def sample_image():
     image = np.stack([columns * 255 / 400, rows * 255 / 300, (rows + columns) % 97 * 2.6], -1)
     image[100:180, 150:260] = (250, 20, 40)
     return np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype("uint8")
+
+
+def numpy(x):
+    """A tensor or variable of any backend as numpy (torch's need detaching)."""
+    import keras
+
+    return keras.ops.convert_to_numpy(x)
+
+
+def layer_gradients(layer, inputs, probe, variables):
+    """Value and gradients of sum(layer(inputs, training=True) · probe) with respect
+    to `inputs` and `variables` (some of the layer's trainable ones), as numpy, on
+    the backend Keras runs: a GradientTape on TensorFlow, `torch.autograd` on
+    PyTorch, `jax.grad` of the layer's `stateless_call` on JAX."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.constant(inputs)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = tf.reduce_sum(layer(x, training=True) * probe)
+        gradients = tape.gradient(value, [x] + [v.value for v in variables])
+    elif backend == "torch":
+        import torch
+
+        x = torch.tensor(inputs, requires_grad=True)
+        value = (layer(x, training=True) * torch.tensor(probe)).sum()
+        gradients = torch.autograd.grad(value, [x] + [v.value for v in variables])
+    else:
+        import jax
+
+        trainable = [v.value for v in layer.trainable_variables]
+        non_trainable = [v.value for v in layer.non_trainable_variables]
+
+        def objective(x, trainable):
+            outputs, _ = layer.stateless_call(trainable, non_trainable, x, training=True)
+            return (outputs * probe).sum()
+
+        value, (input_gradient, weight_gradients) = jax.value_and_grad(
+            objective, argnums=(0, 1))(jax.numpy.asarray(inputs), trainable)
+        positions = [next(i for i, w in enumerate(layer.trainable_variables) if w is v)
+                     for v in variables]
+        gradients = [input_gradient] + [weight_gradients[i] for i in positions]
+    return float(numpy(value)), [numpy(g) for g in gradients]
+
+
+def layer_objective(layer, inputs, probe):
+    """sum(layer(inputs, training=True) · probe) as a float, on any backend. The
+    inputs keep their dtype (Keras's PyTorch backend would pass numpy float64
+    through float32, which a finite difference cannot survive)."""
+    import keras
+
+    tensor = keras.ops.convert_to_tensor(inputs, dtype=str(inputs.dtype))
+    return float((numpy(layer(tensor, training=True)) * probe).sum())

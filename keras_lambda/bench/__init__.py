@@ -14,38 +14,28 @@ records into tables, a markdown report and a plot.
     policy    which cases are skipped, which near-ties race
     runner    in the parent: processes, OOM and timeouts, saving, `benchmark`
     report    ratios, tables, markdown, plot
+    defaults  what a run does unless told otherwise (no Keras: the CLI reads it)
 """
 
-from keras_lambda.bench.methods import (
-    ALL_MODEL_METHODS,
-    BASELINE,
-    DIMS,
-    LAYER_METHODS,
-    MODEL_BASELINE,
-    MODEL_METHODS,
-    QUICK,
-    SIZES,
-    Case,
-    Method,
-    Race,
-    cases,
-)
-from keras_lambda.bench.runner import benchmark, run, run_case
+import importlib
 
-__all__ = [
-    "ALL_MODEL_METHODS",
-    "BASELINE",
-    "DIMS",
-    "LAYER_METHODS",
-    "MODEL_BASELINE",
-    "MODEL_METHODS",
-    "QUICK",
-    "SIZES",
-    "Case",
-    "Method",
-    "Race",
-    "benchmark",
-    "cases",
-    "run",
-    "run_case",
-]
+_SOURCES = {
+    **dict.fromkeys(("ALL_MODEL_METHODS", "BASELINE", "LAYER_METHODS", "MODEL_BASELINE",
+                     "Case", "Method", "Race", "cases"), "methods"),
+    **dict.fromkeys(("DIMS", "MODEL_METHODS", "QUICK", "SIZES"), "defaults"),
+    **dict.fromkeys(("benchmark", "run", "run_case"), "runner"),
+}
+
+__all__ = sorted(_SOURCES)
+
+
+def __getattr__(name):
+    # Names are imported on first use: the command line reads `defaults` without Keras.
+    if name not in _SOURCES:
+        try:  # a submodule: keras_lambda.bench.report, .policy, ...
+            return importlib.import_module(f"keras_lambda.bench.{name}")
+        except ModuleNotFoundError:
+            raise AttributeError(f"module 'keras_lambda.bench' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f"keras_lambda.bench.{_SOURCES[name]}"), name)
+    globals()[name] = value
+    return value

@@ -1,9 +1,8 @@
 """In the child process: build a case's layer or model, time its train and
-inference steps, measure its peak memory; or run a race.
-
-Peak memory on CPU is the growth of resident memory over the train steps
-(`getrusage`, meaningful in the fresh process each case gets); on GPU
-TensorFlow's peak allocation.
+inference steps, measure its peak memory; or run a race. On whatever backend
+Keras runs (`KERAS_BACKEND`): a tf.function step on TensorFlow, a jitted
+`stateless_call` step on JAX (with XLA's compiled memory analysis), eager
+`torch.autograd` on PyTorch; peak memory as `PeakMemory` says.
 """
 
 import os
@@ -49,41 +48,41 @@ def resident_bytes():
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def wait(result):
+    """Blocks until `result` (a tensor of any backend) is computed."""
+    import keras
+
+    return keras.ops.convert_to_numpy(result)
+
+
 def median_seconds(function, argument, repeats):
-    function(argument).numpy()  # warm-up: tracing, allocation
+    wait(function(argument))  # warm-up: tracing, compiling, allocation
     seconds = []
     for _ in range(repeats):
         started = time.perf_counter()
-        function(argument).numpy()  # .numpy() waits for the device
+        wait(function(argument))
         seconds.append(time.perf_counter() - started)
     return statistics.median(seconds)
 
 
-def steps(module, shape, is_model, batch):
-    """Builds `module`; returns (train_step, infer_step, input): tf.functions of
-    one training step (gradients of every weight and the input; models: + SGD
-    update) and one inference call."""
+def _loss(keras, outputs, labels):
+    """The models' cross-entropy, or the layers' mean square (float32)."""
+    if labels is not None:
+        return keras.ops.mean(keras.losses.categorical_crossentropy(labels, outputs))
+    return keras.ops.mean(keras.ops.square(keras.ops.cast(outputs, "float32")))
+
+
+def _tensorflow_steps(module, x, labels, optimizer):
     import keras
     import tensorflow as tf
 
-    x = keras.random.normal(shape, seed=0)
-    module(x)  # build
     variables = module.trainable_variables
-    optimizer = keras.optimizers.SGD(0.01) if is_model else None
-    if optimizer is not None:
-        optimizer.build(variables)
-        labels = tf.one_hot(tf.range(batch) % MODEL_CLASSES, MODEL_CLASSES)
 
     @tf.function
     def train_step(x):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            y = module(x, training=True)
-            if is_model:
-                loss = keras.losses.categorical_crossentropy(labels, y)
-            else:
-                loss = tf.square(tf.cast(y, "float32"))
-            loss = tf.reduce_mean(loss)
+            loss = _loss(keras, module(x, training=True), labels)
         gradients = tape.gradient(loss, variables + [x])
         if optimizer is not None:
             optimizer.apply(gradients[:-1], variables)
@@ -93,26 +92,164 @@ def steps(module, shape, is_model, batch):
     def infer_step(x):
         return tf.reduce_sum(tf.cast(module(x, training=False), "float32"))
 
-    return train_step, infer_step, x
+    return train_step, infer_step, None
+
+
+def _jax_steps(module, x, labels, optimizer):
+    """`stateless_call` + `jax.value_and_grad` + `jax.jit`, as a JAX training loop
+    runs Keras; also returns XLA's compiled memory analysis of the train step."""
+    import jax
+    import keras
+
+    trainable = [v.value for v in module.trainable_variables]
+    non_trainable = [v.value for v in module.non_trainable_variables]
+    optimizer_state = [v.value for v in optimizer.variables] if optimizer is not None else []
+
+    def loss_of(trainable, x):
+        outputs, _ = module.stateless_call(trainable, non_trainable, x, training=True)
+        return _loss(keras, outputs, labels)
+
+    gradient = jax.value_and_grad(loss_of, argnums=(0, 1))
+
+    @jax.jit
+    def train(trainable, optimizer_state, x):
+        loss, (gradients, input_gradient) = gradient(trainable, x)
+        if optimizer is not None:
+            trainable, optimizer_state = optimizer.stateless_apply(
+                optimizer_state, gradients, trainable)
+        total = sum(jax.numpy.sum(g) for g in gradients) + jax.numpy.sum(input_gradient)
+        return loss + 0.0 * total, trainable, optimizer_state
+
+    @jax.jit
+    def infer(x):
+        outputs, _ = module.stateless_call(trainable, non_trainable, x, training=False)
+        return jax.numpy.sum(outputs.astype("float32"))
+
+    compiled = train.lower(trainable, optimizer_state, x).compile()
+    analysis = compiled.memory_analysis()
+    compiled_bytes = None
+    if analysis is not None:
+        compiled_bytes = int(analysis.temp_size_in_bytes + analysis.argument_size_in_bytes
+                             + analysis.output_size_in_bytes - analysis.alias_size_in_bytes)
+    return (lambda x: compiled(trainable, optimizer_state, x)[0]), infer, compiled_bytes
+
+
+def _torch_steps(module, x, labels, optimizer):
+    """Eager PyTorch with `torch.autograd`, as Keras's torch backend trains."""
+    import keras
+    import torch
+
+    variables = module.trainable_variables
+
+    def train_step(x):
+        x = x.detach().requires_grad_(True)
+        loss = _loss(keras, module(x, training=True), labels)
+        gradients = torch.autograd.grad(loss, [v.value for v in variables] + [x])
+        if optimizer is not None:
+            with torch.no_grad():
+                optimizer.apply(list(gradients[:-1]), variables)
+        return loss.detach()
+
+    def infer_step(x):
+        with torch.no_grad():
+            return module(x, training=False).float().sum()
+
+    return train_step, infer_step, None
+
+
+STEPS = {"tensorflow": _tensorflow_steps, "jax": _jax_steps, "torch": _torch_steps}
+
+
+def steps(module, shape, is_model, batch):
+    """Builds `module`; returns (train_step, infer_step, input, compiled_bytes): one
+    training step (gradients of every weight and the input; models: + SGD
+    update) and one inference call, compiled as the backend compiles (tf.function,
+    jax.jit; eager on PyTorch); `compiled_bytes` is XLA's memory analysis of the
+    train step on JAX (deterministic), else None."""
+    import keras
+
+    x = keras.random.normal(shape, seed=0)
+    module(x)  # build
+    labels = optimizer = None
+    if is_model:
+        optimizer = keras.optimizers.SGD(0.01)
+        optimizer.build(module.trainable_variables)
+        labels = keras.ops.one_hot(keras.ops.arange(batch) % MODEL_CLASSES, MODEL_CLASSES)
+    train_step, infer_step, compiled_bytes = STEPS[keras.backend.backend()](
+        module, x, labels, optimizer)
+    return train_step, infer_step, x, compiled_bytes
+
+
+def device():
+    """(backend, "GPU" or "CPU") of this process's Keras."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpu = bool(tf.config.list_logical_devices("GPU"))
+    elif backend == "jax":
+        import jax
+
+        gpu = jax.default_backend() == "gpu"
+    else:
+        import torch
+
+        gpu = torch.cuda.is_available()
+    return backend, "GPU" if gpu else "CPU"
+
+
+class PeakMemory:
+    """The peak memory of what runs between `start()` and `stop()`: the device's peak
+    allocation on a GPU (TensorFlow's memory info, JAX's memory stats, PyTorch's
+    max_memory_allocated), the growth of resident memory on a CPU (ru_maxrss, in a
+    fresh process where nothing before peaked higher)."""
+
+    def __init__(self, backend, device_kind):
+        self.backend, self.gpu = backend, device_kind == "GPU"
+
+    def start(self):
+        if self.gpu and self.backend == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.experimental.reset_memory_stats("GPU:0")
+        elif self.gpu and self.backend == "torch":
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+        self.before = resident_bytes()
+
+    def stop(self):
+        if self.gpu and self.backend == "tensorflow":
+            import tensorflow as tf
+
+            return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+        if self.gpu and self.backend == "torch":
+            import torch
+
+            return int(torch.cuda.max_memory_allocated())
+        if self.gpu and self.backend == "jax":
+            import jax
+
+            return int(jax.devices()[0].memory_stats()["peak_bytes_in_use"])
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return max(0, peak - self.before)
 
 
 def measure(case):
     """Runs `case` in this process; returns the measured dict (module doc)."""
-    import tensorflow as tf
+    import keras
 
     module, shape = build(case)
     method = Method.parse(case.method)
-    train_step, infer_step, x = steps(module, shape, method.kind == "model", case.batch)
-    gpu = bool(tf.config.list_logical_devices("GPU"))
-    if gpu:
-        tf.config.experimental.reset_memory_stats("GPU:0")
-    before = resident_bytes()
+    backend, device_kind = device()
+    train_step, infer_step, x, compiled_bytes = steps(
+        module, shape, method.kind == "model", case.batch)
+    memory = PeakMemory(backend, device_kind)
+    memory.start()
     train_seconds = median_seconds(train_step, x, case.repeats)
-    if gpu:
-        peak = tf.config.experimental.get_memory_info("GPU:0")["peak"]
-    else:  # ru_maxrss: the process's peak resident memory, KiB on Linux; meaningful
-        # in a fresh process (run_case), where nothing before the steps peaked higher
-        peak = max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
+    peak = memory.stop()
     infer_seconds = median_seconds(infer_step, x, case.repeats)
     result = {
         "status": "ok",
@@ -121,8 +258,13 @@ def measure(case):
         "peak_bytes": int(peak),
         "process_peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "params": module.count_params(),
-        "device": "GPU" if gpu else "CPU",
+        "device": device_kind,
+        "backend": backend,
     }
+    if compiled_bytes is not None:
+        result["compiled_bytes"] = compiled_bytes
+    if method.kind == "attention":
+        result["flash_attention"] = keras.config.is_flash_attention_enabled()
     if method.kind == "model":
         result["images_per_s"] = case.batch / train_seconds
     elif method.implementation is not None:
@@ -139,10 +281,10 @@ def race(contest):
     for method_id in methods:
         method = Method.parse(method_id)
         module, shape = build(Case(method_id, contest.size, contest.dim, contest.batch))
-        train_step, _, x = steps(module, shape, method.kind == "model", contest.batch)
-        train_step(x).numpy()  # warm-up: tracing, allocation
+        train_step, _, x, _ = steps(module, shape, method.kind == "model", contest.batch)
+        wait(train_step(x))  # warm-up: tracing, compiling, allocation
         started = time.perf_counter()
-        train_step(x).numpy()
+        wait(train_step(x))
         # Short steps are timed several in a row: one alone is mostly noise.
         calls[method_id] = max(1, round(RACE_UNIT_SECONDS / (time.perf_counter() - started)))
         timed[method_id] = (train_step, x)
@@ -156,7 +298,7 @@ def race(contest):
             started = time.perf_counter()
             for _ in range(calls[method]):
                 result = train_step(x)
-            result.numpy()
+            wait(result)
             seconds[method].append((time.perf_counter() - started) / calls[method])
     return {
         "status": "ok",

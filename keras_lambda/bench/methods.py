@@ -12,6 +12,7 @@ Model methods (images `[b, 128, 128, 3]`, `MODEL_CLASSES` classes, SGD step):
 
 import dataclasses
 
+from keras_lambda.bench.defaults import DIMS, MODEL_METHODS, QUICK, SIZES  # noqa: F401
 from keras_lambda.models import presets
 from keras_lambda.ops.position import IMPLEMENTATIONS as KERNELS
 
@@ -28,15 +29,7 @@ LAYER_METHODS = (
     tuple(f"lambda/{context}/{impl}" for context in CONTEXTS for impl in IMPLEMENTATIONS)
     + ("lambda/content", BASELINE, "paper")
 )
-MODEL_METHODS = ("model/lambda_resnet50", "model/tiny", MODEL_BASELINE)  # the default run's
 ALL_MODEL_METHODS = tuple(f"model/{name}" for name in presets.names()) + (MODEL_BASELINE,)
-SIZES = (16, 32, 64, 128)
-DIMS = (128, 256)
-QUICK = dict(
-    sizes=(16, 32),
-    dims=(128,),
-    methods=("lambda/global/auto", "lambda/r7/auto", "lambda/content", BASELINE, "paper"),
-)
 
 
 @dataclasses.dataclass(frozen=True)

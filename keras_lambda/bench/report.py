@@ -49,29 +49,36 @@ def with_ratios(results):
     return rows
 
 
-def _cell(row):
+def _cell(row, compiled):
     if row["status"] != "ok":
-        return [row["status"]] + [""] * 5
+        return [row["status"]] + [""] * (6 + compiled)
     speedup = f"{row['speedup']:.2f}x" if "speedup" in row else "–"
     memory = f"{row['memory_ratio']:.2f}" if "memory_ratio" in row else "–"
-    return [
+    cells = [
         f"{row['train_s'] * 1e3:,.0f}",
         speedup,
         f"{row['infer_s'] * 1e3:,.0f}",
         f"{row['peak_bytes'] / MIB:,.0f}",
         memory,
-        row.get("implementation", ""),
     ]
+    if compiled:
+        cells.append(f"{row['compiled_bytes'] / MIB:,.0f}" if "compiled_bytes" in row else "–")
+    return cells + [row.get("implementation", "")]
 
 
 def layer_table(rows):
-    """Markdown table of the layer cases, one row per (d, s, method)."""
+    """Markdown table of the layer cases, one row per (d, s, method); with XLA's
+    compiled memory (JAX) where the run has it."""
+    compiled = any("compiled_bytes" in row for row in rows)
+    extra = (" compiled MiB |", "---:|") if compiled else ("", "")
     header = (
-        "| d | s | method | train ms | speed vs MHA | infer ms | peak MiB | memory vs MHA | auto chose |\n"
-        "|---|---|---|---:|---:|---:|---:|---:|---|\n"
+        "| d | s | method | train ms | speed vs MHA | infer ms | peak MiB | memory vs MHA |"
+        f"{extra[0]} auto chose |\n"
+        f"|---|---|---|---:|---:|---:|---:|---:|{extra[1]}---|\n"
     )
     lines = [
-        f"| {row['dim']} | {row['size']} | {row['method']} | " + " | ".join(_cell(row)) + " |"
+        f"| {row['dim']} | {row['size']} | {row['method']} | "
+        + " | ".join(_cell(row, compiled)) + " |"
         for row in rows
         if not is_model(row)
     ]
@@ -193,8 +200,9 @@ def markdown(results, machine, command, races=None):
         f"Command: `{command}`\n",
         "Train step = forward + backward (models: + SGD update), inference = forward; "
         "median of the repeats after one warm-up call, each case in a fresh process. "
-        "Peak memory: growth of resident memory over the train steps (GPU: TensorFlow's "
-        "peak allocation). Speed vs MHA = MultiHeadAttention's train time / this one's "
+        "Peak memory: growth of resident memory over the train steps on a CPU, the "
+        "device's peak allocation on a GPU; on JAX also XLA's compiled memory analysis of "
+        "the train step (deterministic). Speed vs MHA = MultiHeadAttention's train time / this one's "
         "(same s, d, batch, same run); memory vs MHA = this peak / MHA's. "
         f"skipped: not run, because the same method was >= {SLOWER_LIMIT}x slower than "
         "another implementation of its context at the previous size (reasons in the JSON).\n",

@@ -28,8 +28,9 @@ from keras_lambda.bench.methods import (
 from keras_lambda.errors import UsageError
 from keras_lambda.files import check_output_dir, write_json
 
-OOM_SIGNS = ("ResourceExhausted", "bad_alloc", "Out of memory", "OOM", "MemoryError",
-             "failed to allocate", "Cannot allocate memory")
+OOM_SIGNS = ("ResourceExhausted", "RESOURCE_EXHAUSTED", "bad_alloc", "Out of memory", "OOM",
+             "MemoryError", "failed to allocate", "Cannot allocate memory",
+             "can't allocate memory")  # TensorFlow, JAX (XLA), PyTorch
 MEMORY_SHARE = 0.8  # of RAM, the default per-case limit
 
 
@@ -66,25 +67,47 @@ def run_case(case, timeout=600, memory_limit_bytes=None):
 
 
 def machine():
-    """One line naming the machine a run measured."""
-    import tensorflow as tf
+    """One line naming the machine a run measured: devices, backend, versions."""
+    import keras
 
+    backend = keras.backend.backend()
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as info:
             cpu = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
     except (OSError, StopIteration):
         pass
-    gpus = [
-        tf.config.experimental.get_device_details(device).get("device_name", "GPU")
-        for device in tf.config.list_physical_devices("GPU")
-    ]
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = [tf.config.experimental.get_device_details(d).get("device_name", "GPU")
+                for d in tf.config.list_physical_devices("GPU")]
+        version = f"TensorFlow {tf.__version__}"
+    elif backend == "jax":
+        import jax
+
+        gpus = [d.device_kind for d in jax.devices() if d.platform == "gpu"]
+        version = f"JAX {jax.__version__}"
+    else:
+        import torch
+
+        gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        version = f"PyTorch {torch.__version__}"
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (
         f"{'GPU: ' + ', '.join(gpus) + '; ' if gpus else ''}CPU: {cpu}, "
         f"{len(os.sched_getaffinity(0))} cores available, {memory:.0f} GiB RAM; "
-        f"TensorFlow {tf.__version__}, Python {platform.python_version()}"
+        f"Keras {keras.__version__} on {version}, Python {platform.python_version()}"
     )
+
+
+def default_name():
+    """bench-cpu / bench-gpu on TensorFlow, bench-jax-gpu, bench-torch-cpu, ... else."""
+    from keras_lambda.bench.measure import device
+
+    backend, kind = device()
+    prefix = "bench" if backend == "tensorflow" else f"bench-{backend}"
+    return f"{prefix}-{kind.lower()}"
 
 
 def run(case_list, timeout=600, memory_limit_bytes=None, progress=print, on_result=None):

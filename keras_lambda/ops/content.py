@@ -21,6 +21,7 @@ def content_lambda(keys, values):
     keys `[b, m, k, u]`, values `[b, m, v, u]` →
     λc `[b, k, v]` = Σ_{m,u} softmax_m(K)[b, m, k, u] · V[b, m, v, u].
     """
+    keys, values = ops.convert_to_tensor(keys), ops.convert_to_tensor(values)
     weights = ops.softmax(_at_least_float32(keys), axis=1)
     return ops.einsum("bmku,bmvu->bkv", ops.cast(weights, values.dtype), values)
 
@@ -32,7 +33,8 @@ def causal_content_lambdas(keys, values):
     λc_n = Σ_u Σ_{m<=n} exp(K_m) V_m / Σ_{m<=n} exp(K_m): the softmax is taken over
     each query's own context, as prefix sums, so time and memory stay linear in n.
     """
-    keys = _at_least_float32(keys)
+    keys = _at_least_float32(ops.convert_to_tensor(keys))
+    values = ops.convert_to_tensor(values)
     # One shift per channel keeps exp() in range; it cancels in the ratio.
     shifted = keys - ops.stop_gradient(ops.max(keys, axis=1, keepdims=True))
     weights = ops.exp(shifted)  # [b, n, k, u]

@@ -8,6 +8,7 @@ import pytest
 from keras.src import testing
 
 from keras_lambda.layers import LambdaLayer, RelativePositionEmbedding
+from tests.helpers import numpy
 
 
 BASE_LAYER_ARGUMENTS = {"name", "trainable", "dtype"}  # keras.layers.Layer's kwargs
@@ -100,7 +101,7 @@ def test_keras_file_save_load_reproduces_outputs(tmp_path, input_shape, layer_kw
     model = lambda_model(input_shape, *[LambdaLayer(**kwargs) for kwargs in layer_kwargs])
     data = np.random.default_rng(0).normal(size=(3,) + input_shape).astype("float32")
     model.compile("adam", "mse")
-    model.fit(data, np.zeros_like(np.asarray(model(data))), epochs=1, verbose=0)
+    model.fit(data, np.zeros_like(numpy(model(data))), epochs=1, verbose=0)
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
@@ -156,7 +157,7 @@ def test_mixed_precision_keeps_float32_variables_and_finite_outputs(policy, kwar
         # float16's range); bfloat16 has float32's range and stays bfloat16.
         expected = "float32" if policy == "mixed_float16" else "bfloat16"
         assert keras.backend.standardize_dtype(outputs.dtype) == expected
-        assert np.all(np.isfinite(np.asarray(outputs, "float32")))
+        assert np.all(np.isfinite(numpy(outputs).astype("float32")))
     model.compile(keras.optimizers.Adam(1e-3), "mse")
     history = model.fit(inputs, np.zeros((4,) + shape[:-1] + (32,)), epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))

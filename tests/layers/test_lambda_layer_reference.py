@@ -5,6 +5,7 @@ import pytest
 
 from keras_lambda.layers import LambdaLayer, RelativePositionEmbedding
 from tests import reference
+from tests.helpers import numpy
 
 IMPLEMENTATIONS = ["einsum", "conv", "depthwise", "fft", "auto"]
 TOLERANCE = 1e-5  # max |error| relative to max |reference|, float32 vs float64
@@ -22,7 +23,7 @@ def randomise_norms(layer, seed):
 
 
 def assert_matches_reference(layer, inputs, training=False):
-    outputs = np.asarray(layer(inputs, training=training))
+    outputs = numpy(layer(inputs, training=training))
     expected = reference.lambda_layer(
         inputs,
         reference.layer_weights(layer),

@@ -13,6 +13,7 @@ from tests.helpers import sample_image
 TIMM_MODELS = presets.names("timm")
 
 
+@pytest.mark.needs_timm
 def test_preprocessing_matches_timms_evaluation_transform(timm_reference):
     image = sample_image()
     for name in TIMM_MODELS:
@@ -25,6 +26,7 @@ def test_preprocessing_matches_timms_evaluation_transform(timm_reference):
         assert difference.mean() < 0.01 and np.percentile(difference, 99) < 0.05
 
 
+@pytest.mark.needs_timm
 def test_decoded_predictions_name_timms_classes(timm_reference):
     timm_classes = json.loads((timm_reference / "classes.json").read_text())
     scores = np.zeros((2, 1000), "float32")

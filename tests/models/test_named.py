@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from keras_lambda import models
+from tests.helpers import numpy
 
 
 def test_each_builder_is_its_preset_and_says_so():
@@ -34,6 +35,6 @@ def test_keras_weights_load_through_the_weights_argument(tmp_path):
     model.save_weights(path)
     again = models.build_preset("tiny", input_shape=(32, 32, 3), classes=3, weights=str(path))
     for a, b in zip(model.weights, again.weights):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        np.testing.assert_array_equal(numpy(a), numpy(b))
     with pytest.raises(ValueError, match="is not a file"):
         models.build_preset("tiny", input_shape=(32, 32, 3), classes=3, weights="missing.h5")

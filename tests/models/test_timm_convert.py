@@ -16,8 +16,9 @@ import pytest
 
 from keras_lambda import models
 from keras_lambda.models import ConversionError, convert_timm, presets
-from tests.helpers import run_cli
+from tests.helpers import numpy, run_cli
 
+pytestmark = pytest.mark.needs_timm  # its reference runs timm
 TIMM_MODELS = presets.names("timm")
 STAGES = ("c2", "c3", "c4", "c5")
 TOLERANCE = 1e-4  # of the largest |value|, float32
@@ -26,10 +27,10 @@ TOLERANCE = 1e-4  # of the largest |value|, float32
 def keras_outputs(model, images):
     """Every stage's output and the logits (before the softmax) of our model."""
     stages = models.feature_extractor(model)(images)
-    pooled = np.asarray(keras.Model(model.input, model.get_layer("avg_pool").output)(images))
+    pooled = numpy(keras.Model(model.input, model.get_layer("avg_pool").output)(images))
     head = model.get_layer("predictions")
-    logits = pooled @ np.asarray(head.kernel) + np.asarray(head.bias)
-    return {stage: np.asarray(stages[stage]) for stage in STAGES}, logits
+    logits = pooled @ numpy(head.kernel) + numpy(head.bias)
+    return {stage: numpy(stages[stage]) for stage in STAGES}, logits
 
 
 def relative_error(ours, theirs):
@@ -64,7 +65,7 @@ def test_converted_models_compute_what_timm_computes(name, timm_reference, tmp_p
     # moves its stage's output (measured: by 47% of its largest value or more).
     for layer in [layer for layer in model.layers if type(layer).__name__ == "LambdaLayer"]:
         table = layer.embedding.table
-        kept = np.asarray(table).copy()
+        kept = numpy(table).copy()
         table.assign(np.zeros(table.shape, "float32"))
         stage = layer.name[:2]
         assert relative_error(keras_outputs(model, theirs["images"])[0][stage], theirs[stage]) > 0.1
@@ -86,7 +87,7 @@ def test_float16_inference_of_converted_weights_stays_within_float16_tolerance(n
     model32 = models.build_preset(name, weights=path)
     stages32, logits32 = keras_outputs(model32, images)
     for weight in model32.weights:  # the yardstick: float16 storage, float32 arithmetic
-        weight.assign(np.asarray(weight).astype("float16").astype("float32"))
+        weight.assign(numpy(weight).astype("float16").astype("float32"))
     stages_rounded, logits_rounded = keras_outputs(
         model32, images.astype("float16").astype("float32"))
     keras.config.set_dtype_policy("mixed_float16")
@@ -140,11 +141,11 @@ def test_a_checkpoint_that_does_not_fit_is_one_error_naming_the_tensor(
     path = tmp_path / "changed.safetensors"
     save_file(state, str(path))
     model = models.LambdaResNet26T()
-    before = [np.asarray(w).copy() for w in model.weights]
+    before = [numpy(w).copy() for w in model.weights]
     with pytest.raises(ConversionError) as error:
         convert_timm(str(path), model)
     assert message in str(error.value)
-    assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(before, model.weights))
+    assert all(np.array_equal(a, numpy(b)) for a, b in zip(before, model.weights))
     result = run_cli("convert", "--timm-checkpoint", str(path), "--model", "lambda_resnet26t",
                      "--output", str(tmp_path / "out.keras"))
     assert result.returncode == 2 and message in result.stderr

@@ -3,11 +3,11 @@
 import socket
 import time
 
-import numpy as np
 import pytest
 
 from keras_lambda import models
 from keras_lambda.models import presets, weights
+from tests.helpers import numpy
 
 
 def test_imagenet_weights_offline_are_one_error_saying_what_to_fetch(tmp_path, monkeypatch):
@@ -25,6 +25,7 @@ def test_imagenet_weights_offline_are_one_error_saying_what_to_fetch(tmp_path, m
     assert "\n" not in message and time.time() - started < 30
 
 
+@pytest.mark.needs_timm
 def test_a_file_in_the_cache_is_used_without_a_download(timm_reference, tmp_path, monkeypatch):
     path = timm_reference / "lambda_resnet26t.safetensors"
     cached = tmp_path / "models" / "keras_lambda" / "lambda_resnet26t.c1_in1k.safetensors"
@@ -33,7 +34,7 @@ def test_a_file_in_the_cache_is_used_without_a_download(timm_reference, tmp_path
     monkeypatch.setattr(socket, "create_connection", pytest.fail)  # no network use at all
     model = models.LambdaResNet26T(include_top=False, pooling="avg")  # head.fc left out
     weights.load(model, presets.get("lambda_resnet26t"), "imagenet", cache_dir=str(tmp_path))
-    assert np.asarray(model.get_layer("c4_block1_lambda").position_bias_weight).any()
+    assert numpy(model.get_layer("c4_block1_lambda").position_bias_weight).any()
     assert model.output_shape == (None, 2048)
 
 

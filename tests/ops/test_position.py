@@ -5,6 +5,7 @@ import pytest
 
 from keras_lambda.ops import position
 from tests import reference
+from tests.helpers import numpy
 
 KERNELS = sorted(position.KERNELS)
 
@@ -27,7 +28,7 @@ def reference_lambdas(values, kernel, scope=None, dilation=1, causal=False):
 def test_matches_reference_embeddings(kernel_name, scope):
     values = random((2, 6, 5, 3, 2))
     kernel = random((scope, scope, 4, 2), seed=1)
-    lambdas = np.asarray(position.KERNELS[kernel_name](values, kernel))
+    lambdas = numpy(position.KERNELS[kernel_name](values, kernel))
     np.testing.assert_allclose(
         lambdas, reference_lambdas(values, kernel, scope), rtol=1e-5, atol=1e-5
     )
@@ -45,8 +46,8 @@ def test_translation_equivariance(kernel_name, global_context):
     size = 23 if global_context else 5  # 23 = 2·12 − 1 covers every offset
     kernel = random((size, size, 3, 1), seed=2)
     run = position.KERNELS[kernel_name]
-    original = np.asarray(run(canvas, kernel))
-    moved = np.asarray(run(shifted, kernel))
+    original = numpy(run(canvas, kernel))
+    moved = numpy(run(shifted, kernel))
     # Compare where both windows lie inside the canvas.
     np.testing.assert_allclose(moved[:, 4:, 2:], original[:, :8, :10], rtol=1e-5, atol=1e-6)
     assert np.abs(original).max() > 0.1
@@ -58,9 +59,9 @@ def test_position_term_is_local_to_the_scope(kernel_name, scope, dilation):
     values = random((1, 11, 11, 2, 1))
     kernel = random((scope, scope, 3, 1), seed=4)
     run = position.KERNELS[kernel_name]
-    before = np.asarray(run(values, kernel, dilation_rate=dilation))
+    before = numpy(run(values, kernel, dilation_rate=dilation))
     values[0, 5, 5] += 10.0
-    after = np.asarray(run(values, kernel, dilation_rate=dilation))
+    after = numpy(run(values, kernel, dilation_rate=dilation))
     changed = np.abs(after - before).max(axis=(0, 3, 4)) > 1e-4  # [H, W]
     radius = scope // 2 * dilation
     rows, cols = np.nonzero(changed)
@@ -76,9 +77,9 @@ def test_causal_sequence_sees_only_the_past(kernel_name, size):
     values = random((1, 10, 2, 1))
     kernel = random((size, 3, 1), seed=5)
     run = position.KERNELS[kernel_name]
-    before = np.asarray(run(values, kernel, causal=True))
+    before = numpy(run(values, kernel, causal=True))
     values[0, 6] += 10.0
-    after = np.asarray(run(values, kernel, causal=True))
+    after = numpy(run(values, kernel, causal=True))
     changed = np.abs(after - before).max(axis=(0, 2, 3)) > 1e-4
     assert not changed[:6].any()
     assert changed[6]
@@ -97,6 +98,7 @@ def test_causal_sequence_sees_only_the_past(kernel_name, size):
         ((1, 10, 3, 1), (5, 2, 1), 1, False),  # local sequence
     ],
 )
+@pytest.mark.tensorflow_only
 def test_fft_tensorflow_path_matches_portable_path_and_reference(
     values_shape, kernel_shape, dilation, causal
 ):

@@ -1,0 +1,56 @@
+"""The package on every backend: what imports without TensorFlow, and a command line
+that answers at once."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import QUIET, run_cli
+
+HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
+
+
+def run_python(code):
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=QUIET)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.split()
+
+
+def test_layers_ops_and_models_import_no_tensorflow_on_other_backends():
+    loaded = run_python(
+        "import sys, keras_lambda\n"
+        "from keras_lambda import layers, models, ops\n"
+        "model = models.build_preset('tiny', input_shape=(32, 32, 3), classes=2)\n"
+        "print(keras_lambda.LambdaLayer.__name__, 'tensorflow' in sys.modules)"
+    )
+    backend = os.environ["KERAS_BACKEND"]
+    assert loaded == ["LambdaLayer", str(backend == "tensorflow")]
+
+
+def test_the_command_answers_help_and_bad_arguments_without_keras():
+    loaded = run_python(
+        "import contextlib, io, sys\n"
+        "sys.argv[0] = 'keras-lambda'\n"
+        "from keras_lambda import cli\n"
+        "with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    codes = [cli.main(['train', '--epochs', '0'])]\n"
+        "    try:\n"
+        "        cli.main(['bench', '--help'])\n"
+        "    except SystemExit as exit:\n"
+        "        codes.append(exit.code)\n"
+        "print(*codes, 'keras' in sys.modules, 'tensorflow' in sys.modules)"
+    )
+    assert loaded == ["2", "0", "False", "False"]
+
+
+@pytest.mark.skipif(HAS_TENSORFLOW, reason="TensorFlow is installed here: the case is its absence")
+def test_training_without_tensorflow_says_what_it_needs(tmp_path):
+    result = run_cli("train", "--output-dir", str(tmp_path / "run"))
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
+    assert "`keras-lambda train` needs TensorFlow" in result.stderr
+    with pytest.raises(ImportError, match=r"keras_lambda\.\w+ .*needs TensorFlow .* installs it"):
+        import keras_lambda.train  # noqa: F401
