@@ -127,7 +127,8 @@ def _add_bench(commands):
         help="time and memory of lambda layers vs attention, and of LambdaResNets",
         description="Each case runs in a fresh process: train step (forward + backward) and "
         "inference time (median of --repeats), peak memory; ratios against "
-        "MultiHeadAttention measured in the same run. Writes NAME.md/.json/.png.",
+        "MultiHeadAttention measured in the same run. Writes NAME.md, NAME.json and the "
+        "figures NAME.png and NAME-implementations.png.",
         formatter_class=_HelpFormatter,
     )
     bench.add_argument("--quick", action="store_true",
@@ -151,7 +152,7 @@ def _add_bench(commands):
     bench.add_argument("--memory-limit-gib", type=float,
                        help="per case; beyond it a case is OOM (None: 80%% of RAM)")
     bench.add_argument("--output-dir", default="benchmarks",
-                       help="folder of NAME.md, NAME.json (written after every case) and NAME.png")
+                       help="folder of NAME.md, NAME.json (written after every case) and the figures")
     bench.add_argument("--name", default=None,
                        help="output file names (default: bench-cpu or bench-gpu on TensorFlow, "
                        "bench-BACKEND-cpu/gpu on others, quick with --quick)")

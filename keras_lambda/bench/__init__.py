@@ -7,13 +7,14 @@ Separate processes on a shared machine differ by up to ~15% for the same
 kernel, too much to tell near-ties apart; so where `auto`'s pick is not the
 fastest by a clear margin, `auto` then races the implementations within reach in
 one process, and LambdaResNet-50 races ResNet50 (`policy`). `report` turns the
-records into tables, a markdown report and a plot.
+records into tables and a markdown report, `figures` into figures.
 
     methods   what is measured: method ids parsed once (`Method`), `Case`, `Race`
     measure   in the child process: build, time, peak memory; races
     policy    which cases are skipped, which near-ties race
     runner    in the parent: processes, OOM and timeouts, saving, `benchmark`
-    report    ratios, tables, markdown, plot
+    report    ratios, tables, markdown
+    figures   the headline figure and the implementations figure
     defaults  what a run does unless told otherwise (no Keras: the CLI reads it)
 """
 

@@ -1,5 +1,5 @@
 """What `keras-lambda bench` makes of its measurements: ratios against
-MultiHeadAttention, tables, a markdown report and a plot."""
+MultiHeadAttention, tables and a markdown report (the figures: `figures`)."""
 
 import statistics
 
@@ -239,48 +239,3 @@ def markdown(results, machine, command, races=None):
             "ResNet50's images/s.\n"
         )
     return "\n".join(parts)
-
-
-def plot(results, path, machine):
-    """Train time and peak memory against resolution, log scales, one line a
-    method. Returns False, writing nothing, when no layer case ran."""
-    layer_results = [r for r in results if not is_model(r) and ok(r)]
-    dims = sorted({r["dim"] for r in layer_results})
-    if not dims:
-        return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(len(dims), 2, figsize=(12, 4.5 * len(dims)), squeeze=False)
-    methods = sorted({r["method"] for r in layer_results})
-    for row, dim in enumerate(dims):
-        for method in methods:
-            points = sorted(
-                (r["size"], r["train_s"], r["peak_bytes"])
-                for r in layer_results
-                if r["method"] == method and r["dim"] == dim
-            )
-            if not points:
-                continue
-            sizes = [p[0] ** 2 for p in points]
-            style = dict(marker="o", label=method,
-                         linestyle="--" if method in (BASELINE, "paper") else "-",
-                         linewidth=2.5 if method in (BASELINE, "paper") else 1.2)
-            axes[row][0].plot(sizes, [p[1] * 1e3 for p in points], **style)
-            axes[row][1].plot(sizes, [max(p[2], 1) / MIB for p in points], **style)
-        for column, label in enumerate(("train step (ms)", "peak memory (MiB)")):
-            axis = axes[row][column]
-            axis.set_xscale("log")
-            axis.set_yscale("log")
-            axis.set_xlabel("positions n = s²")
-            axis.set_ylabel(label)
-            axis.set_title(f"d = {dim}, batch 8: {label}")
-            axis.grid(True, which="both", alpha=0.3)
-    axes[0][1].legend(fontsize=7, loc="upper left")
-    figure.suptitle(f"keras-lambda bench: {machine}", fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return True

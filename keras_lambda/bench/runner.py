@@ -7,6 +7,7 @@ allocation failure ends that process only (reported as OOM).
 """
 
 import dataclasses
+import datetime
 import json
 import os
 import platform
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from keras_lambda.bench import policy, report
+from keras_lambda.bench import figures, policy, report
 from keras_lambda.bench.methods import (
     ALL_MODEL_METHODS,
     DIMS,
@@ -191,7 +192,8 @@ def benchmark(
 ):
     """Runs the cases, then the races that decide near-ties (none if race_rounds
     is 0), prints the table, writes NAME.json (after every case and race),
-    NAME.md and NAME.png into output_dir; returns (results, race results)."""
+    NAME.md and the figures (NAME.png, NAME-implementations.png) into output_dir;
+    returns (results, race results)."""
     check_settings(methods, sizes, dims, batch, repeats, race_rounds, timeout)
     progress = progress or (lambda message: None)
     check_output_dir(output_dir)  # before any case: a bad folder loses no measurement
@@ -199,8 +201,9 @@ def benchmark(
     description = machine()
     progress(f"machine: {description}")
     os.makedirs(output_dir, exist_ok=True)
-    paths = {kind: os.path.join(output_dir, f"{name}.{kind}") for kind in ("md", "json", "png")}
-    record = {"machine": description, "command": command, "results": [], "races": []}
+    paths = {kind: os.path.join(output_dir, f"{name}.{kind}") for kind in ("md", "json")}
+    record = {"machine": description, "date": datetime.date.today().isoformat(),
+              "command": command, "results": [], "races": []}
 
     def save(results=None):  # the record so far, after every case and race
         if results is not None:
@@ -221,11 +224,10 @@ def benchmark(
     with open(paths["md"], "w") as file:
         file.write(text)
     try:
-        if not report.plot(results, paths["png"], description):
-            paths.pop("png")  # no layer case to plot
+        figure_paths = figures.draw(record, os.path.join(output_dir, name))
     except ImportError:
-        paths.pop("png")
-        progress("matplotlib is not installed: no plot (pip install matplotlib)")
+        figure_paths = []
+        progress("matplotlib is not installed: no figures (pip install matplotlib)")
     progress("\n" + text)
-    progress("written: " + ", ".join(paths.values()))
+    progress("written: " + ", ".join([*paths.values(), *figure_paths]))
     return results, race_results

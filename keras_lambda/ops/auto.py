@@ -1,32 +1,57 @@
 """`implementation="auto"`: which position-lambda kernel to run, as a pure function
-of the geometry (and the backend).
+of the geometry and the backend.
 
-An empirical cost model from train-step races on CPU (TensorFlow, b = 8; the
-measurements behind every bound are in benchmarks/auto.md, and the decisions
-they pin are benchmarks/auto_decisions.json, which the tests read):
+An empirical cost model from train-step races on CPU (b = 8; the measurements
+behind every bound are in benchmarks/auto.md and benchmarks/auto_backends.md, and
+the decisions they pin are benchmarks/auto_decisions.json, which the tests read).
+Each backend has its bounds (`RULES`):
 
-1. A convolution costs per kernel tap: `depthwise` (`conv` when u > 1, which
-   contracts u inside the convolution) while the kernel meets the input in at
-   most `CONVOLUTION_MAX_TAPS` taps and the input has `SMALL_KERNEL_RATIO` times
-   more positions; also for inputs of unknown size, which only convolutions take.
-2. 7x7 scopes on images of `DEPTHWISE_MIN_POSITIONS` or more at
+1. A convolution costs per kernel tap: the backend's u = 1 convolution
+   (`conv` when u > 1, which contracts u inside the convolution) while the kernel
+   meets the input in at most `convolution_max_taps` taps and the input has
+   `SMALL_KERNEL_RATIO` times more positions; also for inputs of unknown size,
+   which only convolutions take.
+2. TensorFlow: 7x7 scopes on images of `DEPTHWISE_MIN_POSITIONS` or more at
    v <= `DEPTHWISE_MAX_VALUE_DIM` (u = 1, undilated): `depthwise`.
-3. Else `einsum` while n² <= `EINSUM_PAIRS_PER_FFT_VALUE`·G·v (its n² position
+3. Else `einsum` while n² <= `einsum_pairs_per_fft_value`·G·v (its n² position
    pairs against the FFT's grid G times the v channels it transforms) and
    n² <= `EINSUM_MAX_PAIRS`; `fft` beyond.
 """
 
+import dataclasses
 import math
 
 from keras_lambda.ops.position import fft_lengths
 
 SMALL_KERNEL_RATIO = 16
-CONVOLUTION_MAX_TAPS = 25
 DEPTHWISE_MAX_TAPS = 49
 DEPTHWISE_MAX_VALUE_DIM = 32
 DEPTHWISE_MIN_POSITIONS = 64 * 64
-EINSUM_PAIRS_PER_FFT_VALUE = 6
 EINSUM_MAX_PAIRS = 2**20
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """One backend's bounds: rule 1 up to `convolution_max_taps` (0: never) with
+    `convolution` as the u = 1 kernel; rule 2 if `depthwise_7x7`; rule 3's
+    `einsum_pairs_per_fft_value`."""
+
+    convolution_max_taps: int
+    convolution: str
+    depthwise_7x7: bool
+    einsum_pairs_per_fft_value: float
+
+
+RULES = {
+    # Depthwise up to 5x5; the einsum ahead up to n²/(G·v) = 5, the FFT from 8.
+    "tensorflow": Rule(25, "depthwise", True, 6),
+    # XLA's depthwise gradient on CPU is 10-20x slower than the FFT, and the FFT beats
+    # `conv` from 3x3; the einsum ahead at n²/(G·v) = 8 (1.9x), the FFT at 16.
+    "jax": Rule(0, "conv", False, 12),
+    # Convolutions ahead of the FFT up to 7x7 (1.7x at 32x32), `conv` ahead of
+    # `depthwise` in three of four races (by 3-15%); the einsum as on JAX.
+    "torch": Rule(49, "conv", False, 12),
+}
 
 
 def kernel_taps(spatial_shape, scope, dilation_rate=1, causal=False):
@@ -56,16 +81,17 @@ def choose_implementation(
 
     `scope` None is a global context; `value_dim` is v = d / h (needed unless a
     convolution is chosen on the geometry alone: ValueError). `backend` names
-    the Keras backend the kernel will run on (None: any); the rule was measured
-    on TensorFlow and is the same for every backend until another one is measured.
+    the Keras backend the kernel will run on: "jax" and "torch" have rules of
+    their own; any other (numpy, openvino) and None take TensorFlow's, the first
+    one measured.
     """
-    del backend  # one rule for all backends today (benchmarks/auto.md)
-    convolution = "depthwise" if intra_depth == 1 else "conv"
+    rule = RULES.get(backend, RULES["tensorflow"])
+    convolution = rule.convolution if intra_depth == 1 else "conv"
     if any(size is None for size in spatial_shape):
         return convolution
     positions = math.prod(spatial_shape)
     taps, area = kernel_taps(spatial_shape, scope, dilation_rate, causal)
-    if area <= CONVOLUTION_MAX_TAPS and positions >= SMALL_KERNEL_RATIO * area:
+    if area <= rule.convolution_max_taps and positions >= SMALL_KERNEL_RATIO * area:
         return convolution
     if value_dim is None:
         raise ValueError(
@@ -73,7 +99,8 @@ def choose_implementation(
             f"spatial_shape={tuple(spatial_shape)}, scope={scope}"
         )
     if (
-        intra_depth == 1
+        rule.depthwise_7x7
+        and intra_depth == 1
         and len(spatial_shape) == 2
         and dilation_rate == 1
         and area <= DEPTHWISE_MAX_TAPS
@@ -82,6 +109,6 @@ def choose_implementation(
     ):
         return "depthwise"
     grid = math.prod(fft_lengths(spatial_shape, taps, dilation_rate))
-    if positions**2 <= min(EINSUM_PAIRS_PER_FFT_VALUE * grid * value_dim, EINSUM_MAX_PAIRS):
+    if positions**2 <= min(rule.einsum_pairs_per_fft_value * grid * value_dim, EINSUM_MAX_PAIRS):
         return "einsum"
     return "fft"

@@ -40,7 +40,7 @@ def test_a_race_times_every_method_round_by_round_in_its_own_process():
     assert result["implementation"]["lambda/r7/auto"] in ("einsum", "conv", "depthwise", "fft")
 
 
-def test_the_bench_command_writes_a_table_markdown_json_and_plot(tmp_path):
+def test_the_bench_command_writes_a_table_markdown_json_and_figures(tmp_path):
     result = run_cli("bench", "--sizes", "8", "--dims", "16", "--batch", "2", "--repeats", "1",
                      "--methods", "lambda/global/auto", "attention", "paper",
                      "--output-dir", str(tmp_path), "--name", "small")
@@ -48,7 +48,8 @@ def test_the_bench_command_writes_a_table_markdown_json_and_plot(tmp_path):
     assert "| 16 | 8 | attention |" in result.stdout and "1.00x" in result.stdout
     report = (tmp_path / "small.md").read_text()
     assert "Machine: CPU" in report and "keras-lambda bench --sizes 8" in report
-    assert (tmp_path / "small.png").stat().st_size > 10_000
+    assert (tmp_path / "small.png").stat().st_size > 10_000  # the headline figure
+    assert not (tmp_path / "small-implementations.png").exists()  # no kernel named: auto alone
     written = json.loads((tmp_path / "small.json").read_text())
     assert written["races"] == []  # no explicit implementations to race
     records = written["results"]

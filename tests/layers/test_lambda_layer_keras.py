@@ -258,7 +258,7 @@ def test_auto_is_the_ops_choice_for_the_layers_geometry():
 
     layer = LambdaLayer(output_dim=128, scope=7, dilation_rate=2)
     assert layer.position_implementation((64, 64)) == choose_implementation(
-        (64, 64), scope=7, value_dim=32, dilation_rate=2)
+        (64, 64), scope=7, value_dim=32, dilation_rate=2, backend=keras.backend.backend())
 
 
 def test_auto_reads_v_from_the_built_layer():
