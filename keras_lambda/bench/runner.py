@@ -219,7 +219,7 @@ def benchmark(
         race_results.append(run_case(contest, timeout * len(contest.methods), memory_limit_bytes))
         save()
         progress(f"[race {index}/{len(race_list)}] {describe(race_results[-1])}")
-    save()
+    save(results)
     text = report.markdown(results, description, command, race_results)
     with open(paths["md"], "w") as file:
         file.write(text)

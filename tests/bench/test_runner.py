@@ -16,11 +16,13 @@ def test_a_case_runs_in_its_own_process():
 
 
 def test_running_out_of_memory_is_a_result_not_a_crash():
-    # Attention at 64x64, d=128 needs ~6 GiB; the case gets 2 GiB.
-    result = runner.run_case(Case("attention", 64, 128, repeats=1),
-                            memory_limit_bytes=2 * 2**30)
+    # The paper's pseudo-code at 64x64 materialises its [n, m, k] embeddings (1 GiB) and
+    # their gradient on every backend; the case gets 2 GiB. (Not attention: Keras on
+    # PyTorch runs it through a memory-efficient kernel, 115 MiB at 64x64.)
+    result = runner.run_case(Case("paper", 64, 128, repeats=1), memory_limit_bytes=2 * 2**30)
     assert result["status"] == "OOM", result
-    assert "ResourceExhausted" in result["reason"] or "alloc" in result["reason"]
+    assert any(sign in result["reason"] for sign in ("ResourceExhausted", "RESOURCE_EXHAUSTED",
+                                                     "alloc")), result["reason"]
 
 
 def test_a_case_past_its_time_is_a_timeout():
