@@ -54,9 +54,10 @@ def keras_backend():
 
 
 def import_keras():
-    """Imports Keras for the command: through a quiet TensorFlow on its backend."""
+    """Imports Keras for the command (on TensorFlow, through a quiet TensorFlow)."""
     if keras_backend() == "tensorflow":
         import_tensorflow()
+    import keras  # noqa: F401
 
 
 def tensorflow_for(purpose):

@@ -110,7 +110,7 @@ def _failures(axis, failed, label, colour):
 
 
 def _log_axes(axis, sizes, ylabel, title):
-    """Log axes, n ticked at the image sides that ran, the end labels spread."""
+    """Log axes, n ticked at the image sides that ran."""
     axis.set_xscale("log", base=2)
     axis.set_yscale("log")
     axis.set_xticks([size**2 for size in sizes], [f"{size}x{size}" for size in sizes])
@@ -120,8 +120,15 @@ def _log_axes(axis, sizes, ylabel, title):
     axis.set_title(title, fontsize=9, pad=10)  # above the failure markers
     axis.grid(True, alpha=0.25)
     axis.margins(x=0.3)  # room for the labels at the lines' ends
-    axis.figure.tight_layout()
-    _spread_end_labels(axis)
+
+
+def _laid_out(figure):
+    """`figure` laid out, then the end labels of each panel spread (they need the
+    final limits and sizes)."""
+    figure.tight_layout()
+    for axis in figure.axes:
+        _spread_end_labels(axis)
+    return figure
 
 
 def headline_figure(record):
@@ -173,7 +180,7 @@ def headline_figure(record):
     _log_axes(memory_axis, sizes, "peak memory (MiB)", f"peak memory of the train step, d = {dim}")
     _log_axes(ratio_axis, sizes, "ratio against attention",
               "against attention: speed (solid, > 1 faster), memory (dotted, < 1 less)")
-    return figure
+    return _laid_out(figure)
 
 
 def implementations_figure(record):
@@ -205,7 +212,7 @@ def implementations_figure(record):
     for axis, context in zip(axes[0], contexts):
         _log_axes(axis, _sizes(results, dim), "train step (ms)",
                   f"{context}: implementations, d = {dim}")
-    return figure
+    return _laid_out(figure)
 
 
 def draw(record, stem):

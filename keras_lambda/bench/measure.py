@@ -117,6 +117,7 @@ def _jax_steps(module, x, labels, optimizer):
         if optimizer is not None:
             trainable, optimizer_state = optimizer.stateless_apply(
                 optimizer_state, gradients, trainable)
+        # Every gradient feeds the result, so that XLA cannot drop any as unused.
         total = sum(jax.numpy.sum(g) for g in gradients) + jax.numpy.sum(input_gradient)
         return loss + 0.0 * total, trainable, optimizer_state
 
@@ -180,24 +181,30 @@ def steps(module, shape, is_model, batch):
     return train_step, infer_step, x, compiled_bytes
 
 
-def device():
-    """(backend, "GPU" or "CPU") of this process's Keras."""
+def gpu_names():
+    """The GPUs this process's Keras backend computes on, by name (none on a CPU)."""
     import keras
 
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
-        gpu = bool(tf.config.list_logical_devices("GPU"))
-    elif backend == "jax":
+        return [tf.config.experimental.get_device_details(d).get("device_name", "GPU")
+                for d in tf.config.list_physical_devices("GPU")]
+    if backend == "jax":
         import jax
 
-        gpu = jax.default_backend() == "gpu"
-    else:
-        import torch
+        return [d.device_kind for d in jax.devices() if d.platform == "gpu"]
+    import torch
 
-        gpu = torch.cuda.is_available()
-    return backend, "GPU" if gpu else "CPU"
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
+def device():
+    """(backend, "GPU" or "CPU") of this process's Keras."""
+    import keras
+
+    return keras.backend.backend(), "GPU" if gpu_names() else "CPU"
 
 
 class PeakMemory:

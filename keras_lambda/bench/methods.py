@@ -12,7 +12,6 @@ Model methods (images `[b, 128, 128, 3]`, `MODEL_CLASSES` classes, SGD step):
 
 import dataclasses
 
-from keras_lambda.bench.defaults import DIMS, MODEL_METHODS, QUICK, SIZES  # noqa: F401
 from keras_lambda.models import presets
 from keras_lambda.ops.position import IMPLEMENTATIONS as KERNELS
 

@@ -17,15 +17,16 @@ import sys
 import time
 
 from keras_lambda.bench import figures, policy, report
-from keras_lambda.bench.methods import (
-    ALL_MODEL_METHODS,
+from keras_lambda.bench.defaults import (
+    BATCH,
     DIMS,
-    HEADS,
-    LAYER_METHODS,
     MODEL_METHODS,
+    RACE_ROUNDS,
+    REPEATS,
     SIZES,
-    cases,
+    TIMEOUT,
 )
+from keras_lambda.bench.methods import ALL_MODEL_METHODS, HEADS, LAYER_METHODS, cases
 from keras_lambda.errors import UsageError
 from keras_lambda.files import check_output_dir, write_json
 
@@ -33,9 +34,11 @@ OOM_SIGNS = ("ResourceExhausted", "RESOURCE_EXHAUSTED", "bad_alloc", "Out of mem
              "MemoryError", "failed to allocate", "Cannot allocate memory",
              "can't allocate memory")  # TensorFlow, JAX (XLA), PyTorch
 MEMORY_SHARE = 0.8  # of RAM, the default per-case limit
+BACKEND_NAMES = {"tensorflow": ("TensorFlow", "tensorflow"), "jax": ("JAX", "jax"),
+                 "torch": ("PyTorch", "torch")}  # Keras backend → (name, module)
 
 
-def run_case(case, timeout=600, memory_limit_bytes=None):
+def run_case(case, timeout=TIMEOUT, memory_limit_bytes=None):
     """Measures `case` (a Case or a Race) in a fresh process. Status: ok, OOM (an
     allocation failed or the process was killed for memory), timeout, or error
     (with the reason)."""
@@ -69,31 +72,21 @@ def run_case(case, timeout=600, memory_limit_bytes=None):
 
 def machine():
     """One line naming the machine a run measured: devices, backend, versions."""
+    import importlib
+
     import keras
 
-    backend = keras.backend.backend()
+    from keras_lambda.bench.measure import gpu_names
+
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as info:
             cpu = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
     except (OSError, StopIteration):
         pass
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        gpus = [tf.config.experimental.get_device_details(d).get("device_name", "GPU")
-                for d in tf.config.list_physical_devices("GPU")]
-        version = f"TensorFlow {tf.__version__}"
-    elif backend == "jax":
-        import jax
-
-        gpus = [d.device_kind for d in jax.devices() if d.platform == "gpu"]
-        version = f"JAX {jax.__version__}"
-    else:
-        import torch
-
-        gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-        version = f"PyTorch {torch.__version__}"
+    gpus = gpu_names()
+    name, module = BACKEND_NAMES[keras.backend.backend()]
+    version = f"{name} {importlib.import_module(module).__version__}"
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (
         f"{'GPU: ' + ', '.join(gpus) + '; ' if gpus else ''}CPU: {cpu}, "
@@ -111,7 +104,7 @@ def default_name():
     return f"{prefix}-{kind.lower()}"
 
 
-def run(case_list, timeout=600, memory_limit_bytes=None, progress=print, on_result=None):
+def run(case_list, timeout=TIMEOUT, memory_limit_bytes=None, progress=print, on_result=None):
     """Measures each case in turn (fresh process each); returns the records.
     Cases that cannot finish (`policy.skip_reason`) are recorded without running.
     `on_result(results)` is called after every case (to save them as they come)."""
@@ -180,10 +173,10 @@ def benchmark(
     methods=LAYER_METHODS + MODEL_METHODS,
     sizes=SIZES,
     dims=DIMS,
-    batch=8,
-    repeats=3,
-    race_rounds=7,
-    timeout=600,
+    batch=BATCH,
+    repeats=REPEATS,
+    race_rounds=RACE_ROUNDS,
+    timeout=TIMEOUT,
     memory_limit_bytes=None,
     output_dir="benchmarks",
     name="bench",
