@@ -325,15 +325,14 @@ class LambdaLayer(keras.layers.Layer):
 
         if self.position == "relative":
             kernel = ops.cast(self.embedding.kernel(spatial), queries.dtype)
-            lambdas = position_ops.position_lambdas(
+            outputs = outputs + position_ops.position_output(
+                queries,
                 ops.reshape(values, (batch,) + spatial_sizes + (v, u)),
                 kernel,
                 self.position_implementation(spatial),
                 self.dilation_rate,
                 self.causal,
-            )  # [b, *S, v, k]
-            lambdas = ops.reshape(lambdas, (batch, -1, v, k))
-            outputs = outputs + ops.einsum("bnhk,bnvk->bnhv", queries, lambdas)
+            )  # [b, n, h, v]
             if self.position_bias:  # q_n · b, the same for every v: never [b, n, v, k]
                 bias = ops.cast(self.position_bias_weight, queries.dtype)
                 outputs = outputs + ops.einsum("bnhk,k->bnh", queries, bias)[..., None]

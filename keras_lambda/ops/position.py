@@ -21,6 +21,8 @@ fast paths sit in one table, `FAST_PATHS` (today: `fft`'s correlation through
 at 64x64), each tested against the portable code.
 """
 
+import math
+
 import keras
 from keras import ops
 
@@ -226,16 +228,9 @@ def _dilate(kernel, axis, dilation_rate):
     return ops.take(spaced, ops.arange((size - 1) * dilation_rate + 1), axis=axis)
 
 
-def fft_position_lambdas(values, kernel, dilation_rate=1, causal=False, portable=False):
-    """The position lambdas as one FFT convolution: O(n log n), for any scope.
-
-    values `[b, *S, v, u]`, kernel `[*r, k, u]` → λp `[b, *S, v, k]`, computed
-    as the circular cross-correlation of V with T on a grid of L >= s + c per
-    axis (c the kernel radius within the input), large enough that no offset
-    wraps around. Runs in float32 at least (FFTs have no half-precision kernels).
-    Needs known spatial sizes. `portable=True` uses the keras.ops path on
-    TensorFlow too (for tests; it is the only path on other backends).
-    """
+def _fft_operands(values, kernel, dilation_rate, causal):
+    """values `[b, *S, v, u]`, kernel `[*r, k, u]` → (values `[b, v, u, *S]`, kernel
+    `[k, u, *L]` with offset o at index o mod L, the grid L), in float32 at least."""
     rank = len(values.shape) - 3
     spatial = tuple(values.shape[1 : 1 + rank])
     if any(size is None for size in spatial):
@@ -244,8 +239,7 @@ def fft_position_lambdas(values, kernel, dilation_rate=1, causal=False, portable
             f"shape {tuple(values.shape)}. Use 'depthwise' or 'conv' for inputs of "
             "unknown size."
         )
-    dtype = values.dtype
-    compute_dtype = "float64" if dtype == "float64" else "float32"
+    compute_dtype = "float64" if values.dtype == "float64" else "float32"
     values = ops.cast(values, compute_dtype)
     kernel = ops.cast(kernel, compute_dtype)
     # Spatial axes last: values [b, v, u, *S], kernel [k, u, *r].
@@ -265,54 +259,190 @@ def fft_position_lambdas(values, kernel, dilation_rate=1, causal=False, portable
         padding = [[0, 0]] * len(kernel.shape)
         padding[kernel_axis] = [0, length - (2 * reach + 1)]
         kernel = ops.roll(ops.pad(kernel, padding), -reach, axis=kernel_axis)
-    correlate = _correlate_portable if portable else fast_path("fft_correlate")
-    lambdas = correlate(values, kernel, lengths)
-    # [b, v, k, *L] → crop to [b, v, k, *S] (a slice: its gradient is a pad) → [b, *S, v, k]
-    lambdas = lambdas[(slice(None),) * 3 + tuple(slice(0, size) for size in spatial)]
+    return values, kernel, lengths
+
+
+def _fft_steps(portable):
+    """(spectrum, correlate): the backend's fast paths, or the portable ones."""
+    if portable:
+        return PORTABLE["fft_spectrum"], PORTABLE["fft_correlate"]
+    return fast_path("fft_spectrum"), fast_path("fft_correlate")
+
+
+def _value_slots(values_hat):
+    """A values spectrum `[b, v, u, *F]` (complex, or a (real, imag) pair) as u
+    spectra `[b, v, *F]`: split once, outside any loop over key chunks, so that a
+    backward pass keeps one copy (a slice's gradient would also pad every time)."""
+    if isinstance(values_hat, tuple):
+        return list(zip(*(ops.unstack(part, axis=2) for part in values_hat)))
+    return ops.unstack(values_hat, axis=2)
+
+
+def _crop(signal, spatial):
+    """`[..., *L]` → `[..., *S]`: the first S of each of the last axes."""
+    return signal[(Ellipsis,) + tuple(slice(0, size) for size in spatial)]
+
+
+def fft_position_lambdas(values, kernel, dilation_rate=1, causal=False, portable=False):
+    """The position lambdas as one FFT convolution: O(n log n), for any scope.
+
+    values `[b, *S, v, u]`, kernel `[*r, k, u]` → λp `[b, *S, v, k]`, computed
+    as the circular cross-correlation of V with T on a grid of L >= s + c per
+    axis (c the kernel radius within the input), large enough that no offset
+    wraps around. Runs in float32 at least (FFTs have no half-precision kernels).
+    Needs known spatial sizes. `portable=True` uses the keras.ops path on
+    TensorFlow too (for tests; it is the only path on other backends).
+    """
+    rank = len(values.shape) - 3
+    spatial, dtype = tuple(values.shape[1 : 1 + rank]), values.dtype
+    values, kernel, lengths = _fft_operands(values, kernel, dilation_rate, causal)
+    spectrum, correlate = _fft_steps(portable)
+    lambdas = correlate(_value_slots(spectrum(values, lengths)), spectrum(kernel, lengths),
+                        lengths, spatial)  # [b, v, k, *S]
     lambdas = ops.transpose(lambdas, (0,) + tuple(range(3, 3 + rank)) + (1, 2))
     return ops.cast(lambdas, dtype)
 
 
-def _correlate_portable(values, kernel, lengths):
-    """Circular cross-correlation in keras.ops: values `[b, v, u, *S]`, kernel
-    `[k, u, *L]` → `[b, v, k, *L]`, spectra as (real, imag) pairs."""
-    values_real, values_imag = _rfftn(values, lengths)
-    kernel_real, kernel_imag = _rfftn(kernel, lengths)
+# Floats of one chunk's position lambdas on the FFT grid, per example (v·k_c·L):
+# 8 MiB, so that a 128x128 input's grid of [b, v, k, 256, 256] never exists whole.
+FFT_CHUNK_FLOATS = 2**21
+
+
+def fft_key_chunk(value_dim, key_dim, lengths):
+    """How many key channels k_c `fft_position_output` transforms at a time: the
+    largest divisor of k that keeps v·k_c·ΠL within `FFT_CHUNK_FLOATS` (at least 1)."""
+    budget = max(1, FFT_CHUNK_FLOATS // (value_dim * math.prod(lengths)))
+    return max(chunk for chunk in range(1, key_dim + 1) if key_dim % chunk == 0 and chunk <= budget)
+
+
+def fft_position_output(queries, values, kernel, dilation_rate=1, causal=False,
+                        portable=False, key_chunk=None):
+    """`fft_position_lambdas` contracted with the queries, k_c key channels at a
+    time (`fft_key_chunk`, or `key_chunk`, a divisor of k), one chunk after the
+    other (`keras.ops.scan`): the spectra and lambdas `[b, v, k, *L]` of a large
+    input never exist whole, in the forward pass or the backward.
+
+    queries `[b, n, h, k]`, values `[b, *S, v, u]`, kernel `[*r, k, u]` →
+    `[b, n, h, v]`.
+    """
+    rank = len(values.shape) - 3
+    spatial, dtype = tuple(values.shape[1 : 1 + rank]), values.dtype
+    batch = batch_size(values)
+    values, kernel, lengths = _fft_operands(values, kernel, dilation_rate, causal)
+    spectrum, correlate = _fft_steps(portable)
+    value_slots = _value_slots(spectrum(values, lengths))
+    value_dim, key_dim = values.shape[1], kernel.shape[0]
+    chunk = key_chunk or fft_key_chunk(value_dim, key_dim, lengths)
+    if key_dim % chunk:
+        raise ValueError(f"`key_chunk` must divide k={key_dim}. Received: key_chunk={chunk}")
+    queries = ops.cast(queries, values.dtype)
+
+    def contract(queries, kernel):  # queries [b, n, h, k_c], kernel [k_c, u, *r]
+        lambdas = correlate(value_slots, spectrum(kernel, lengths), lengths, spatial)
+        lambdas = ops.reshape(lambdas, (batch, value_dim, kernel.shape[0], -1))
+        # [b, n, h, k_c] @ [b, n, k_c, v]: a batched matmul, where the einsum
+        # transposes both operands (1.3-1.5x slower on TensorFlow).
+        return ops.matmul(queries, ops.transpose(lambdas, (0, 3, 2, 1)))
+
+    if chunk == key_dim:
+        return ops.cast(contract(queries, kernel), dtype)
+    chunks = key_dim // chunk
+    # [b, n, h, k] → [chunks, b, n, h, k_c]; kernel [k, u, *L] → [chunks, k_c, u, *L]
+    queries = ops.moveaxis(ops.reshape(queries, queries.shape[:-1] + (chunks, chunk)), -2, 0)
+    kernel = ops.reshape(kernel, (chunks, chunk) + tuple(kernel.shape[1:]))
+
+    def step(outputs, chunk_inputs):
+        outputs = outputs + contract(*chunk_inputs)
+        return outputs, None
+
+    initial = ops.zeros((batch,) + tuple(queries.shape[2:-1]) + (value_dim,), values.dtype)
+    outputs, _ = ops.scan(step, initial, (queries, kernel))
+    return ops.cast(outputs, dtype)
+
+
+def _spectrum_portable(x, lengths):
+    """The real FFT of x `[..., *S]` on the grid `lengths`, as (real, imag)."""
+    return _rfftn(x, lengths)
+
+
+def _correlate_portable(value_slots, kernel_hat, lengths, spatial):
+    """Circular cross-correlation from spectra (`_spectrum_portable`): values
+    u x `[b, v, *F]` (`_value_slots`), kernel `[k, u, *F]` → `[b, v, k, *S]`, the
+    first S of the grid L (a slice: its gradient is a pad)."""
+    kernel_real, kernel_imag = kernel_hat
     # Correlation: spectrum = conj(T̂) · V̂, summed over u. Broadcast products,
     # one u at a time (u is small): an einsum here becomes a batched matmul of
     # tiny matrices, one per frequency, which is far slower.
     real = imag = 0.0
-    for slot in range(values.shape[2]):
-        v_real, v_imag = values_real[:, :, slot, None], values_imag[:, :, slot, None]
+    for slot, (v_real, v_imag) in enumerate(value_slots):
+        v_real, v_imag = v_real[:, :, None], v_imag[:, :, None]
         k_real, k_imag = kernel_real[None, None, :, slot], kernel_imag[None, None, :, slot]
         real = real + v_real * k_real + v_imag * k_imag  # [b, v, k, *F]
         imag = imag + v_imag * k_real - v_real * k_imag
-    return _irfftn((real, imag), lengths)
+    return _crop(_irfftn((real, imag), lengths), spatial)
 
 
-def _correlate_tensorflow(values, kernel, lengths):
-    """`_correlate_portable` with tf.signal: complex tensors and one 2-D real FFT
-    op per transform, where keras.ops chains 1-D transforms with transposes and
-    splits every complex tensor into two real ones."""
+def _tf_transforms(lengths):
     import tensorflow as tf
 
-    rfft, irfft = (tf.signal.rfft, tf.signal.irfft)
     if len(lengths) == 2:
-        rfft, irfft = (tf.signal.rfft2d, tf.signal.irfft2d)
-    values_hat = rfft(values, fft_length=lengths)  # [b, v, u, *F]
-    kernel_hat = tf.math.conj(rfft(kernel, fft_length=lengths))  # [k, u, *F]
-    spectrum = 0.0
-    for slot in range(values.shape[2]):
-        spectrum = spectrum + values_hat[:, :, slot, None] * kernel_hat[None, None, :, slot]
-    return irfft(spectrum, fft_length=lengths)  # [b, v, k, *L]
+        return tf.signal.rfft2d, tf.signal.irfft2d
+    return tf.signal.rfft, tf.signal.irfft
+
+
+def _spectrum_tensorflow(x, lengths):
+    """`_spectrum_portable` as one complex tensor, with tf.signal's 2-D real FFT
+    (one op, where keras.ops chains 1-D transforms with transposes)."""
+    return _tf_transforms(lengths)[0](x, fft_length=lengths)
+
+
+def _correlate_tensorflow(value_slots, kernel_hat, lengths, spatial):
+    """`_correlate_portable` on complex spectra (`_spectrum_tensorflow`)."""
+    import tensorflow as tf
+
+    kernel_hat = tf.math.conj(kernel_hat)
+    # One product per key channel, stacked: TensorFlow's complex multiply with a
+    # [b, v, 1, *F] x [k, *F] broadcast (and its gradient) is 2x slower.
+    spectrum = tf.stack(
+        [
+            tf.add_n([value * weight for value, weight in zip(value_slots, tf.unstack(key))])
+            for key in tf.unstack(kernel_hat, axis=0)
+        ],
+        axis=2,
+    )  # [b, v, k, *F]
+    return _cropped_irfft_tensorflow(spectrum, lengths, spatial)  # [b, v, k, *S]
+
+
+def _cropped_irfft_tensorflow(spectrum, lengths, spatial):
+    """`_crop(irfft(spectrum))` with the gradient written out: the forward FFT of
+    the cropped gradient, which tf.signal zero-pads to the grid itself, where
+    autodiff would first materialise the padded `[..., *L]` gradient."""
+    import tensorflow as tf
+
+    rfft, irfft = _tf_transforms(lengths)
+    # irfft's adjoint: rfft / ΠL, the bins that stand for two (not 0, not L/2) doubled.
+    last = lengths[-1] // 2 + 1
+    doubled = [1.0] + [2.0] * (last - 2 + lengths[-1] % 2) + [1.0] * (1 - lengths[-1] % 2)
+    weights = tf.constant(doubled, spectrum.dtype.real_dtype) / float(math.prod(lengths))
+
+    @tf.custom_gradient
+    def cropped_irfft(spectrum):
+        def gradient(upstream):
+            return rfft(upstream, fft_length=lengths) * tf.cast(weights, spectrum.dtype)
+
+        return _crop(irfft(spectrum, fft_length=lengths), spatial), gradient
+
+    return cropped_irfft(spectrum)
 
 
 # Backend fast paths, as Keras keeps its own below keras.ops: (step, backend) → a
 # function with the portable one's contract, measured to pay off and tested against it.
 FAST_PATHS = {
-    ("fft_correlate", "tensorflow"): _correlate_tensorflow,  # 2x the portable path at 64x64
+    # 2x the portable path at 64x64
+    ("fft_spectrum", "tensorflow"): _spectrum_tensorflow,
+    ("fft_correlate", "tensorflow"): _correlate_tensorflow,
 }
-PORTABLE = {"fft_correlate": _correlate_portable}
+PORTABLE = {"fft_spectrum": _spectrum_portable, "fft_correlate": _correlate_portable}
 
 
 def fast_path(step, backend=None):
@@ -324,15 +454,34 @@ def fast_path(step, backend=None):
 
 # The kernels, by the name `LambdaLayer(implementation=...)` takes. Adding one:
 # a function with this contract here, and (for `auto`) a rule in `ops/auto.py`.
+# KERNELS compute the position lambdas λp `[b, *S, v, k]`, which
+# `position_output` contracts with the queries, unless a kernel has a
+# QUERY_FIRST form: one that takes the queries and returns the position term
+# `[b, n, h, v]` itself (the FFT's, to contract chunk by chunk).
 KERNELS = {
     "einsum": einsum_position_lambdas,
     "conv": conv_position_lambdas,
     "depthwise": depthwise_position_lambdas,
     "fft": fft_position_lambdas,
 }
+QUERY_FIRST = {"fft": fft_position_output}
 IMPLEMENTATIONS = tuple(KERNELS)
 
 
 def position_lambdas(values, kernel, implementation, dilation_rate=1, causal=False):
-    """Dispatches to one of `IMPLEMENTATIONS`; all return λp `[b, *S, v, k]`."""
+    """Dispatches to one of `KERNELS`; all return λp `[b, *S, v, k]`."""
     return KERNELS[implementation](values, kernel, dilation_rate, causal)
+
+
+def position_output(queries, values, kernel, implementation, dilation_rate=1, causal=False):
+    """The position term of the output, `[b, n, h, v]` = Σ_k q_{n,h,k} λp_{n,v,k}.
+
+    queries `[b, n, h, k]`, values `[b, *S, v, u]`, kernel `[*r, k, u]`, with any
+    of `IMPLEMENTATIONS`.
+    """
+    if implementation in QUERY_FIRST:
+        return QUERY_FIRST[implementation](queries, values, kernel, dilation_rate, causal)
+    lambdas = position_lambdas(values, kernel, implementation, dilation_rate, causal)
+    batch, value_dim = batch_size(values), values.shape[-2]
+    lambdas = ops.reshape(lambdas, (batch, -1, value_dim, kernel.shape[-2]))
+    return ops.einsum("bnhk,bnvk->bnhv", queries, lambdas)

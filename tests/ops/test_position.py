@@ -121,3 +121,62 @@ def test_fft_tensorflow_path_matches_portable_path_and_reference(
         scope = None if kernel_shape[0] >= 2 * values_shape[1] - 1 else kernel_shape[0]
         expected = reference_lambdas(values.numpy(), kernel.numpy(), scope, dilation, causal)
         np.testing.assert_allclose(results[False][0].numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "values_shape, kernel_shape, causal",
+    [
+        ((2, 6, 5, 3, 1), (11, 9, 4, 1), False),  # global 2-D
+        ((2, 6, 5, 3, 2), (3, 3, 4, 2), False),  # local, u = 2
+        ((2, 9, 3, 1), (17, 4, 1), True),  # causal sequence
+    ],
+)
+@pytest.mark.parametrize("key_chunk", [None, 1, 2])
+def test_fft_position_output_matches_reference_in_every_chunking(
+    values_shape, kernel_shape, causal, key_chunk
+):
+    """Σ_k q_{n,h,k} λp_{n,v,k} from the numpy reference, whether the key channels
+    are transformed at once or a chunk at a time (`keras.ops.scan`)."""
+    values = random(values_shape)
+    kernel = random(kernel_shape, seed=3)
+    positions = int(np.prod(values_shape[1:-2]))
+    queries = random((values_shape[0], positions, 3, kernel_shape[-2]), seed=4)
+    scope = None if kernel_shape[0] >= 2 * values_shape[1] - 1 else kernel_shape[0]
+    lambdas = reference_lambdas(values, kernel, scope, causal=causal)
+    expected = np.einsum(
+        "bnhk,bnvk->bnhv", queries, lambdas.reshape(values_shape[0], positions, -1, kernel_shape[-2])
+    )
+    outputs = position.fft_position_output(queries, values, kernel, causal=causal,
+                                           key_chunk=key_chunk)
+    np.testing.assert_allclose(numpy(outputs), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_fft_chunks_keep_the_gradients(monkeypatch):
+    """A layer whose FFT runs one key channel at a time has the gradients of the
+    layer that transforms them all at once (the scan's backward pass)."""
+    from keras_lambda.layers import LambdaLayer
+    from tests.helpers import layer_gradients
+
+    inputs = random((2, 6, 5, 8))
+    probe = random((2, 6, 5, 8), seed=1)
+    layer = LambdaLayer(key_dim=4, num_heads=2, implementation="fft")
+    layer(inputs)
+    variables = [layer.qkv_kernel, layer.embedding.trainable_variables[0]]
+    whole = layer_gradients(layer, inputs, probe, variables)
+    monkeypatch.setattr(position, "FFT_CHUNK_FLOATS", 1)  # k_c = 1: four chunks
+    chunked = layer_gradients(layer, inputs, probe, variables)
+    np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-5)
+    for chunked_gradient, whole_gradient in zip(chunked[1], whole[1]):
+        assert np.abs(whole_gradient).max() > 1e-3
+        np.testing.assert_allclose(chunked_gradient, whole_gradient, rtol=1e-4, atol=1e-5)
+
+
+def test_fft_key_chunk_keeps_a_chunk_within_budget():
+    # v·k_c·ΠL <= 2^21 floats: 32x32 (grid 64²) all 16 at once, 64x64 (128²) 4, 128x128 (256²) 1.
+    assert position.fft_key_chunk(32, 16, (64, 64)) == 16
+    assert position.fft_key_chunk(32, 16, (128, 128)) == 4
+    assert position.fft_key_chunk(32, 16, (256, 256)) == 1
+    assert position.fft_key_chunk(32, 12, (64, 128)) == 6  # a divisor of k: 8 would fit
+    with pytest.raises(ValueError, match="`key_chunk` must divide k=4"):
+        position.fft_position_output(random((1, 4, 2)), random((1, 4, 2, 1)),
+                                     random((7, 4, 1)), key_chunk=3)
