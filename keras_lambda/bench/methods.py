@@ -23,6 +23,8 @@ MODEL_BATCH = 16
 IMPLEMENTATIONS = KERNELS + ("auto",)
 CONTEXTS = {"global": None, "r7": 7, "r23": 23}  # name → scope
 BASELINE = "attention"  # layer ratios are against it
+HEADLINE = "lambda/global/auto"  # the layer the headline ratios are of ...
+HEADLINE_RIVALS = (BASELINE, "paper")  # ... against these, decided by races
 MODEL_BASELINE = "model/resnet50"
 LAYER_METHODS = (
     tuple(f"lambda/{context}/{impl}" for context in CONTEXTS for impl in IMPLEMENTATIONS)
@@ -91,14 +93,17 @@ class Race:
     """Layer or model methods timed against each other in one process, round by
     round: each round times every method's train step (a few in a row when one
     is short), in an order that rotates, so a slow spell of a shared machine costs
-    them all alike. It decides the near-ties that separate processes cannot
-    (their medians move by ~15%)."""
+    them all alike. It decides what separate processes cannot (their medians move
+    by ~15%, and across an hour by 2x). `purpose`: "auto" (auto against the
+    implementations within reach), "headline" (`HEADLINE` against
+    `HEADLINE_RIVALS`) or "models" (LambdaResNet-50 against ResNet50)."""
 
     methods: tuple
     size: int
     dim: int
     batch: int = 8
     rounds: int = 7
+    purpose: str = "auto"
 
 
 def cases(methods, sizes, dims, batch=8, repeats=3, model_size=MODEL_SIZE,

@@ -1,13 +1,15 @@
-"""Which cases need not run, and which near-ties are raced.
+"""Which cases need not run, and what is raced.
 
 A case is not started when the same method and d at a smaller size ran out of
 memory or time, was `SLOWER_LIMIT` times slower than another implementation of
 its context, or took so long that it cannot finish within the timeout. Where an
 implementation other than `auto`'s pick is within `RACE_WITHIN` of the fastest,
-`auto` races them in one process; LambdaResNet-50 races ResNet50.
+`auto` races them in one process; the global layer races attention and the
+paper's pseudo-code wherever it ran beside them (the headline ratios); LambdaResNet-50
+races ResNet50.
 """
 
-from keras_lambda.bench.methods import MODEL_BASELINE, Method, Race
+from keras_lambda.bench.methods import HEADLINE, HEADLINE_RIVALS, MODEL_BASELINE, Method, Race
 
 SLOWER_LIMIT = 5  # an implementation this much slower than the best is not run at larger sizes
 RACE_WITHIN = 1.5  # implementations within this factor of the fastest race `auto`
@@ -86,9 +88,24 @@ def races(results, rounds=7, within=RACE_WITHIN):
             continue
         found.append(Race((auto["method"], *contenders), auto["size"], auto["dim"],
                           auto["batch"], rounds))
+    found += headline_races(results, rounds)
     ran = {r["method"]: r for r in results if r["status"] == "ok"}
     if MODEL_RACER in ran and MODEL_BASELINE in ran:
         model = ran[MODEL_RACER]
         found.append(Race((MODEL_RACER, MODEL_BASELINE), model["size"], 0, model["batch"],
-                          rounds))
+                          rounds, "models"))
+    return found
+
+
+def headline_races(results, rounds=7):
+    """The races behind the headline ratios: at every size and d where `HEADLINE`
+    ran, it against each of `HEADLINE_RIVALS` that ran there too."""
+    ran = {(r["method"], r["size"], r["dim"], r["batch"]) for r in results if r["status"] == "ok"}
+    found = []
+    for method, size, dim, batch in sorted(ran, key=lambda key: (key[2], key[1])):
+        if method != HEADLINE:
+            continue
+        rivals = [rival for rival in HEADLINE_RIVALS if (rival, size, dim, batch) in ran]
+        if rivals:
+            found.append(Race((HEADLINE, *rivals), size, dim, batch, rounds, "headline"))
     return found

@@ -50,5 +50,16 @@ def test_auto_races_the_implementations_within_reach():
     models = [fake_result("model/resnet50", 128, 2.0, 1, dim=0, images_per_s=8.0),
               fake_result("model/lambda_resnet50", 128, 2.5, 1, dim=0, images_per_s=6.4)]
     assert policy.races(models, rounds=5) == [
-        Race(("model/lambda_resnet50", "model/resnet50"), 128, 0, 8, 5)]
+        Race(("model/lambda_resnet50", "model/resnet50"), 128, 0, 8, 5, "models")]
     assert policy.races(models[:1]) == []
+
+
+def test_the_global_layer_races_attention_and_the_paper_where_they_ran():
+    results = [fake_result(method, 16, 0.05, 0.1) for method in ("lambda/global/auto", "attention", "paper")]
+    results += [fake_result("lambda/global/auto", 32, 0.5, 0.2), fake_result("paper", 32, 0.7, 0.5),
+                fake_result("attention", 32, 9.0, 9.0, status="OOM"),
+                fake_result("lambda/global/auto", 64, 2.0, 1.0)]
+    assert policy.headline_races(results, rounds=5) == [
+        Race(("lambda/global/auto", "attention", "paper"), 16, 128, 8, 5, "headline"),
+        Race(("lambda/global/auto", "paper"), 32, 128, 8, 5, "headline"),
+    ]  # none at 64: nothing to race against

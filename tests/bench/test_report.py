@@ -29,11 +29,13 @@ def test_a_models_only_run_reports_the_model_race():
     results = [fake_result("model/resnet50", 128, 2.0, 1, dim=0, images_per_s=8.0),
                fake_result("model/lambda_resnet50", 128, 2.6, 1, dim=0, images_per_s=6.15)]
     race = {"methods": ["model/lambda_resnet50", "model/resnet50"], "size": 128, "dim": 0,
-            "batch": 16, "rounds": 5, "status": "ok",
-            "train_s": {"model/lambda_resnet50": 2.0, "model/resnet50": 1.9}}
+            "batch": 16, "rounds": 3, "status": "ok",
+            "train_s": {"model/lambda_resnet50": 2.0, "model/resnet50": 1.9},
+            "rounds_s": {"model/lambda_resnet50": [2.0, 2.1, 1.9], "model/resnet50": [1.9, 1.8, 2.1]}}
     text = report.markdown(results, "test machine", "keras-lambda bench", [race])
     assert "model/lambda_resnet50 2,000 ms a step (8.0 images/s)" in text
-    assert "LambdaResNet-50 at 0.95x ResNet50's images/s" in text
+    # rounds: 1.9/2.0, 1.8/2.1, 2.1/1.9 → 0.95, 0.857, 1.105
+    assert "LambdaResNet-50 at 0.95x ResNet50's images/s (rounds 0.86-1.11x)" in text
     assert "## auto against" not in text and "## Layers" not in text  # no layer cases
 
 
@@ -51,3 +53,20 @@ def test_the_race_table_pools_auto_with_the_kernel_it_runs():
     assert report.race_verdict(race) == (pytest.approx(0.605 / 0.81 - 1), "lambda/r7/conv")
     text = report.markdown(results, "test machine", "keras-lambda bench", [race])
     assert "| lambda/r7 | 32 | 128 | fft | auto 640, conv 810, fft 590 | -25% vs conv |" in text
+
+
+def test_headline_ratios_come_from_the_races_round_by_round():
+    results = [fake_result("lambda/global/auto", 32, 1.0, 0.2, implementation="fft"),
+               fake_result("attention", 32, 2.0, 1.0), fake_result("paper", 32, 1.5, 0.5)]
+    rounds = {"lambda/global/auto": [1.0, 1.1, 0.9], "attention": [2.0, 2.0, 2.7],
+              "paper": [1.5, 1.65, 1.8]}
+    race = {"methods": ["lambda/global/auto", "attention", "paper"], "size": 32, "dim": 128,
+            "batch": 8, "rounds": 3, "status": "ok", "purpose": "headline", "rounds_s": rounds,
+            "train_s": {m: sorted(s)[1] for m, s in rounds.items()},
+            "implementation": {"lambda/global/auto": "fft"}}
+    # attention / lambda per round: 2.0, 1.82, 3.0; paper / lambda: 1.5, 1.5, 2.0
+    text = report.markdown(results, "test machine", "keras-lambda bench", [race])
+    assert ("| 32x32 | 128 | 1,000 ms (fft) | 2,000 ms | **2.00x** (1.82-3.00) | 1,650 ms "
+            "| **1.50x** (1.50-2.00) |") in text
+    assert "## auto against" not in text  # a headline race does not judge auto
+    assert report.race_of(results[0], [race]) is None

@@ -53,7 +53,12 @@ def test_the_bench_command_writes_a_table_markdown_json_and_figures(tmp_path):
     assert (tmp_path / "small.png").stat().st_size > 10_000  # the headline figure
     assert not (tmp_path / "small-implementations.png").exists()  # no kernel named: auto alone
     written = json.loads((tmp_path / "small.json").read_text())
-    assert written["races"] == []  # no explicit implementations to race
+    # No explicit implementation for auto to race; the headline race, with the spread of its rounds.
+    [race] = written["races"]
+    assert race["purpose"] == "headline" and race["status"] == "ok"
+    assert race["methods"] == ["lambda/global/auto", "attention", "paper"]
+    assert all(len(race["rounds_s"][method]) == 7 for method in race["methods"])
+    assert "## Headline ratios (races)" in report and "| 8x8 | 16 |" in report
     records = written["results"]
     assert [r["method"] for r in records] == ["lambda/global/auto", "attention", "paper"]
     assert all(r["status"] == "ok" for r in records)
