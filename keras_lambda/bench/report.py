@@ -266,7 +266,7 @@ def markdown(results, machine, command, races=None):
             "paper's pseudo-code in one process: every round times each method's train step "
             "(short steps several in a row), in rotating order. Speed = the other's step time "
             "/ the lambda layer's, per round: the median and, in brackets, the slowest and "
-            "fastest round. These, not the separate cases above, are the ratios to quote.\n",
+            "fastest round. These, not the separate cases below, are the ratios to quote.\n",
             headline,
         ]
     lambda_races = race_table(races)

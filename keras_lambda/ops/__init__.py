@@ -6,18 +6,23 @@ from keras_lambda.ops.position import (
     FAST_PATHS,
     IMPLEMENTATIONS,
     KERNELS,
+    QUERY_FIRST,
     conv_position_lambdas,
     dense_embeddings,
     depthwise_position_lambdas,
     einsum_position_lambdas,
+    fft_key_chunk,
     fft_position_lambdas,
+    fft_position_output,
     position_lambdas,
+    position_output,
 )
 
 __all__ = [
     "FAST_PATHS",
     "IMPLEMENTATIONS",
     "KERNELS",
+    "QUERY_FIRST",
     "choose_implementation",
     "causal_content_lambdas",
     "content_lambda",
@@ -25,6 +30,9 @@ __all__ = [
     "dense_embeddings",
     "depthwise_position_lambdas",
     "einsum_position_lambdas",
+    "fft_key_chunk",
     "fft_position_lambdas",
+    "fft_position_output",
     "position_lambdas",
+    "position_output",
 ]

@@ -1,0 +1,85 @@
+"""Where a train step's time goes, op by op (TensorFlow's profiler).
+
+    python benchmarks/profile_step.py lambda/global/fft 32       # any bench method, any s
+    python benchmarks/profile_step.py attention 32 --dim 128 --steps 3
+
+Builds the bench's case (batch 8, d = 128, h = 4, k = 16), runs its train step
+(the bench's `tf.function`) under `tf.profiler`, and sums the ops' time by op
+type over the executor threads: thread time, so shares, not wall time (the two
+cores run ops side by side). Each op counts once: the executor's wrappers
+("Process", "ParallelFor") that contain other ops are left out. benchmarks/profile.md
+has the breakdowns this printed.
+"""
+
+import argparse
+import collections
+import glob
+import os
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+WRAPPERS = ("Process", "ParallelFor", "ExecutorDoneCallback")  # contain the ops, not ops
+
+
+def op_times(logdir, steps):
+    """{op type: milliseconds of thread time a step} from the profile in `logdir`."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    path = sorted(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True))[-1]
+    space = xplane_pb2.XSpace()
+    with open(path, "rb") as file:
+        space.ParseFromString(file.read())
+    times = collections.Counter()
+    for plane in space.planes:
+        if "host:CPU" not in plane.name:
+            continue
+        names = {key: value.name for key, value in plane.event_metadata.items()}
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):  # the executor's threads
+                continue
+            for event in line.events:
+                op_type = names[event.metadata_id].split(":")[-1]
+                if op_type not in WRAPPERS:
+                    times[op_type] += event.duration_ps / 1e9 / steps
+    return times
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("method")
+    parser.add_argument("size", type=int)
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--top", type=int, default=12)
+    args = parser.parse_args()
+
+    import tensorflow as tf
+
+    from keras_lambda.bench import measure
+    from keras_lambda.bench.methods import Case
+
+    module, shape = measure.build(Case(args.method, args.size, args.dim, 8))
+    train_step, _, x, _ = measure.steps(module, shape, False, 8)
+    measure.wait(train_step(x))  # trace and warm up
+    started = time.perf_counter()
+    for _ in range(args.steps):
+        measure.wait(train_step(x))
+    wall = (time.perf_counter() - started) / args.steps
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        for _ in range(args.steps):
+            measure.wait(train_step(x))
+        tf.profiler.experimental.stop()
+        times = op_times(logdir, args.steps)
+    total = sum(times.values())
+    print(f"{args.method} s={args.size} d={args.dim}: {wall * 1e3:.0f} ms a step (wall), "
+          f"{total:.0f} ms of op time on the executor threads")
+    print("| op | ms a step | share |\n|---|---:|---:|")
+    for op_type, milliseconds in times.most_common(args.top):
+        print(f"| {op_type} | {milliseconds:.0f} | {milliseconds / total:.0%} |")
+
+
+if __name__ == "__main__":
+    main()
