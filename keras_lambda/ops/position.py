@@ -346,16 +346,17 @@ def fft_position_output(queries, values, kernel, dilation_rate=1, causal=False,
 
     if chunk == key_dim:
         return ops.cast(contract(queries, kernel), dtype)
-    chunks = key_dim // chunk
+    chunks, heads, positions = key_dim // chunk, queries.shape[2], math.prod(spatial)
     # [b, n, h, k] → [chunks, b, n, h, k_c]; kernel [k, u, *L] → [chunks, k_c, u, *L]
-    queries = ops.moveaxis(ops.reshape(queries, queries.shape[:-1] + (chunks, chunk)), -2, 0)
+    queries = ops.reshape(queries, (batch, positions, heads, chunks, chunk))
+    queries = ops.moveaxis(queries, -2, 0)
     kernel = ops.reshape(kernel, (chunks, chunk) + tuple(kernel.shape[1:]))
 
     def step(outputs, chunk_inputs):
         outputs = outputs + contract(*chunk_inputs)
         return outputs, None
 
-    initial = ops.zeros((batch,) + tuple(queries.shape[2:-1]) + (value_dim,), values.dtype)
+    initial = ops.zeros((batch, positions, heads, value_dim), values.dtype)
     outputs, _ = ops.scan(step, initial, (queries, kernel))
     return ops.cast(outputs, dtype)
 

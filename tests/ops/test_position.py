@@ -180,3 +180,19 @@ def test_fft_key_chunk_keeps_a_chunk_within_budget():
     with pytest.raises(ValueError, match="`key_chunk` must divide k=4"):
         position.fft_position_output(random((1, 4, 2)), random((1, 4, 2, 1)),
                                      random((7, 4, 1)), key_chunk=3)
+
+
+@pytest.mark.tensorflow_only
+def test_fft_chunks_take_an_unknown_batch(monkeypatch):
+    """A graph traced for any batch size (as `model.fit` may retrace one) runs the
+    chunked FFT and gives the eager result."""
+    import tensorflow as tf
+
+    from keras_lambda.layers import LambdaLayer
+
+    monkeypatch.setattr(position, "FFT_CHUNK_FLOATS", 1)  # k_c = 1: four chunks
+    inputs = random((3, 6, 5, 8))
+    layer = LambdaLayer(key_dim=4, num_heads=2, implementation="fft")
+    eager = numpy(layer(inputs))
+    traced = tf.function(lambda x: layer(x), input_signature=[tf.TensorSpec((None, 6, 5, 8))])
+    np.testing.assert_allclose(traced(inputs).numpy(), eager, rtol=1e-5, atol=1e-6)
