@@ -11,9 +11,7 @@ Each backend has its bounds (`RULES`):
    meets the input in at most `convolution_max_taps` taps and the input has
    `SMALL_KERNEL_RATIO` times more positions; also for inputs of unknown size,
    which only convolutions take.
-2. TensorFlow: 7x7 scopes on images of `DEPTHWISE_MIN_POSITIONS` or more at
-   v <= `DEPTHWISE_MAX_VALUE_DIM` (u = 1, undilated): `depthwise`.
-3. Else `einsum` while n² <= `einsum_pairs_per_fft_value`·G·v (its n² position
+2. Else `einsum` while n² <= `einsum_pairs_per_fft_value`·G·v (its n² position
    pairs against the FFT's grid G times the v channels it transforms) and
    n² <= `EINSUM_MAX_PAIRS`; `fft` beyond.
 """
@@ -24,33 +22,29 @@ import math
 from keras_lambda.ops.position import fft_lengths
 
 SMALL_KERNEL_RATIO = 16
-DEPTHWISE_MAX_TAPS = 49
-DEPTHWISE_MAX_VALUE_DIM = 32
-DEPTHWISE_MIN_POSITIONS = 64 * 64
 EINSUM_MAX_PAIRS = 2**20
 
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
     """One backend's bounds: rule 1 up to `convolution_max_taps` (0: never) with
-    `convolution` as the u = 1 kernel; rule 2 if `depthwise_7x7`; rule 3's
-    `einsum_pairs_per_fft_value`."""
+    `convolution` as the u = 1 kernel; rule 2's `einsum_pairs_per_fft_value`."""
 
     convolution_max_taps: int
     convolution: str
-    depthwise_7x7: bool
     einsum_pairs_per_fft_value: float
 
 
 RULES = {
-    # Depthwise up to 5x5; the einsum ahead up to n²/(G·v) = 5, the FFT from 8.
-    "tensorflow": Rule(25, "depthwise", True, 6),
+    # Depthwise up to 5x5 (7x7: the FFT ahead since #17's FFT work); the einsum ahead
+    # up to n²/(G·v) = 5, the FFT from 8.
+    "tensorflow": Rule(25, "depthwise", 6),
     # XLA's depthwise gradient on CPU is 10-20x slower than the FFT, and the FFT beats
     # `conv` from 3x3; the einsum ahead at n²/(G·v) = 8 (1.9x), the FFT at 16.
-    "jax": Rule(0, "conv", False, 12),
+    "jax": Rule(0, "conv", 12),
     # Convolutions ahead of the FFT up to 7x7 (1.7x at 32x32), `conv` ahead of
     # `depthwise` in three of four races (by 3-15%); the einsum as on JAX.
-    "torch": Rule(49, "conv", False, 12),
+    "torch": Rule(49, "conv", 12),
 }
 
 
@@ -98,16 +92,6 @@ def choose_implementation(
             "choose_implementation needs value_dim (v = d / h) for this geometry: "
             f"spatial_shape={tuple(spatial_shape)}, scope={scope}"
         )
-    if (
-        rule.depthwise_7x7
-        and intra_depth == 1
-        and len(spatial_shape) == 2
-        and dilation_rate == 1
-        and area <= DEPTHWISE_MAX_TAPS
-        and value_dim <= DEPTHWISE_MAX_VALUE_DIM
-        and positions >= DEPTHWISE_MIN_POSITIONS
-    ):
-        return "depthwise"
     grid = math.prod(fft_lengths(spatial_shape, taps, dilation_rate))
     if positions**2 <= min(rule.einsum_pairs_per_fft_value * grid * value_dim, EINSUM_MAX_PAIRS):
         return "einsum"
