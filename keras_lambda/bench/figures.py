@@ -11,8 +11,10 @@ of memory or time is drawn at the panel's top edge (markers in
 
 import json
 import os
+import statistics
 import sys
 
+from keras_lambda.bench import report
 from keras_lambda.bench.methods import BASELINE, CONTEXTS, IMPLEMENTATIONS, KERNELS, Method
 
 MIB = 2**20
@@ -131,10 +133,23 @@ def _laid_out(figure):
     return figure
 
 
+def headline_race_speeds(races, dim):
+    """{n: (median, slowest, fastest round)} of attention's step over the global
+    layer's in the headline races at d = `dim`."""
+    speeds = {}
+    for race in races:
+        if (report.purpose(race) == "headline" and race["status"] == "ok"
+                and race["dim"] == dim and BASELINE in race["rounds_s"]):
+            ratios = report.round_ratios(race, BASELINE, race["methods"][0])
+            speeds[race["size"] ** 2] = (statistics.median(ratios), ratios[0], ratios[-1])
+    return speeds
+
+
 def headline_figure(record):
     """Train time, peak memory and the ratios against attention, against n, of
-    the `HEADLINE` methods at d = `HEADLINE_DIM`; a matplotlib Figure, or None
-    when the record has no layer case."""
+    the `HEADLINE` methods at d = `HEADLINE_DIM` (the global layer's speed also
+    from its headline races, with their spread, where the record has them); a
+    matplotlib Figure, or None when the record has no layer case."""
     results = record["results"]
     dim = _layer_dim(results)
     if dim is None:
@@ -165,11 +180,22 @@ def headline_figure(record):
                         markerfacecolor="none", linestyle=":", linewidth=1.2,
                         label=f"{label}: memory")
         if method == "lambda/global/auto":  # the ratios the README quotes, as numbers
+            raced = headline_race_speeds(record.get("races", []), dim)
             for n, speed, memory in shared:
-                ratio_axis.annotate(f"{speed:.2f}x", (n, speed), xytext=(0, 6),
+                ratio_axis.annotate(f"{memory:.2f}", (n, memory), xytext=(0, -11),
                                     textcoords="offset points", ha="center", fontsize=7,
                                     color=colour)
-                ratio_axis.annotate(f"{memory:.2f}", (n, memory), xytext=(0, -11),
+                if n not in raced:
+                    ratio_axis.annotate(f"{speed:.2f}x", (n, speed), xytext=(0, 6),
+                                        textcoords="offset points", ha="center", fontsize=7,
+                                        color=colour)
+                    continue
+                # The race's ratio, with the spread of its rounds: the one to quote.
+                median, low, high = raced[n]
+                ratio_axis.errorbar([n], [median], yerr=[[median - low], [high - median]],
+                                    color=colour, marker="_", markersize=10, capsize=3,
+                                    linewidth=1.0, label="_race")
+                ratio_axis.annotate(f"{median:.2f}x race", (n, high), xytext=(0, 5),
                                     textcoords="offset points", ha="center", fontsize=7,
                                     color=colour)
     ratio_axis.axhline(1.0, color="#222222", linewidth=1.0)
@@ -179,7 +205,7 @@ def headline_figure(record):
     _log_axes(time_axis, sizes, "train step (ms)", f"train step (forward + backward), d = {dim}")
     _log_axes(memory_axis, sizes, "peak memory (MiB)", f"peak memory of the train step, d = {dim}")
     _log_axes(ratio_axis, sizes, "ratio against attention",
-              "against attention: speed (solid, > 1 faster), memory (dotted, < 1 less)")
+              "against attention: speed (solid, > 1 faster; bars: races), memory (dotted)")
     return _laid_out(figure)
 
 

@@ -103,6 +103,23 @@ def test_the_ratio_panel_shows_speed_and_memory_against_attention_with_a_1x_line
     assert any(list(line.get_ydata()) == [1.0, 1.0] for line in ratio_axis.get_lines())
 
 
+def test_the_global_speed_comes_from_its_headline_race_with_the_spread_of_its_rounds():
+    record = synthetic_record()
+    rounds = {"lambda/global/auto": [1.0, 1.0, 1.0], "attention": [1.5, 1.8, 2.4],
+              "paper": [1.0, 1.0, 1.0]}
+    record["races"] = [{"methods": list(rounds), "size": 32, "dim": 128, "batch": 8,
+                        "rounds": 3, "status": "ok", "purpose": "headline", "rounds_s": rounds,
+                        "train_s": {m: sorted(r)[1] for m, r in rounds.items()}}]
+    ratio_axis = figures.headline_figure(record).axes[2]
+    numbers = [text.get_text() for text in ratio_axis.texts]
+    assert "1.80x race" in numbers  # the median round, not the cases' 0.08·4²/(0.02·4^1.5) = 8x
+    assert "8.00x" not in numbers and "16.00x" in numbers  # 64x64 had no race: its cases
+    [bars] = ratio_axis.containers  # one error bar: the race's slowest to fastest round
+    assert list(bars.lines[0].get_ydata()) == [1.8]
+    low, high = sorted(bars.lines[2][0].get_segments()[0][:, 1])
+    assert (low, high) == (pytest.approx(1.5), pytest.approx(2.4))
+
+
 def test_the_implementations_figure_has_a_panel_per_context_and_marks_the_timeout():
     figure = figures.implementations_figure(synthetic_record())
     titles = [axis.get_title() for axis in figure.axes]
