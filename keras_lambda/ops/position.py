@@ -13,7 +13,10 @@ lambda of the paper is the case where the table covers every offset of the input
 `[n, m, k]` tensor, and `fft` computes it in O(n log n).
 
 All kernels return λp laid out `[b, *S, v, k]` (what the convolutions produce
-natively); the caller contracts it with the queries over k. They are stateless,
+natively); `position_output`, what the layer calls, contracts it with the queries
+over k, or hands the queries to the kernel's `QUERY_FIRST` form (`fft`'s, which
+contracts a chunk of key channels at a time, so that large grids never exist
+whole). They are stateless,
 take and return tensors, and are written in `keras.ops` so they run on every
 Keras 3 backend (`depthwise` is `tf.nn.depthwise_conv2d` on TensorFlow). Backend
 fast paths sit in one table, `FAST_PATHS` (today: `fft`'s correlation through
