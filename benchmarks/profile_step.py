@@ -27,7 +27,7 @@ def op_times(logdir, steps):
     """{op type: milliseconds of thread time a step} from the profile in `logdir`."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-    path = sorted(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True))[-1]
+    path = max(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True))
     space = xplane_pb2.XSpace()
     with open(path, "rb") as file:
         space.ParseFromString(file.read())

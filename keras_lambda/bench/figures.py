@@ -15,7 +15,13 @@ import statistics
 import sys
 
 from keras_lambda.bench import report
-from keras_lambda.bench.methods import BASELINE, CONTEXTS, IMPLEMENTATIONS, KERNELS, Method
+from keras_lambda.bench.methods import (
+    BASELINE,
+    CONTEXTS,
+    IMPLEMENTATIONS,
+    KERNELS,
+    Method,
+)
 
 MIB = 2**20
 HEADLINE_DIM = 128  # the d the README quotes; another when a run has no 128

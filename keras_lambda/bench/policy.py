@@ -9,7 +9,13 @@ paper's pseudo-code wherever it ran beside them (the headline ratios); LambdaRes
 races ResNet50.
 """
 
-from keras_lambda.bench.methods import HEADLINE, HEADLINE_RIVALS, MODEL_BASELINE, Method, Race
+from keras_lambda.bench.methods import (
+    HEADLINE,
+    HEADLINE_RIVALS,
+    MODEL_BASELINE,
+    Method,
+    Race,
+)
 
 SLOWER_LIMIT = 5  # an implementation this much slower than the best is not run at larger sizes
 RACE_WITHIN = 1.5  # implementations within this factor of the fastest race `auto`
