@@ -2,8 +2,9 @@
 
     python benchmarks/profile_step.py lambda/global/fft 32       # any bench method, any s
     python benchmarks/profile_step.py attention 32 --dim 128 --steps 3
+    python benchmarks/profile_step.py model/lambda_resnet50 128   # models: batch 16, SGD step
 
-Builds the bench's case (batch 8, d = 128, h = 4, k = 16), runs its train step
+Builds the bench's case (batch 8, d = 128, h = 4, k = 16; models: batch 16), runs its train step
 (the bench's `tf.function`) under `tf.profiler`, and sums the ops' time by op
 type over the executor threads: thread time, so shares, not wall time (the two
 cores run ops side by side). Each op counts once: the executor's wrappers
@@ -58,10 +59,12 @@ def main():
     import tensorflow as tf
 
     from keras_lambda.bench import measure
-    from keras_lambda.bench.methods import Case
+    from keras_lambda.bench.methods import MODEL_BATCH, Case, Method
 
-    module, shape = measure.build(Case(args.method, args.size, args.dim, 8))
-    train_step, _, x, _ = measure.steps(module, shape, False, 8)
+    is_model = Method.parse(args.method).kind == "model"
+    batch = MODEL_BATCH if is_model else 8
+    module, shape = measure.build(Case(args.method, args.size, args.dim, batch))
+    train_step, _, x, _ = measure.steps(module, shape, is_model, batch)
     measure.wait(train_step(x))  # trace and warm up
     started = time.perf_counter()
     for _ in range(args.steps):
