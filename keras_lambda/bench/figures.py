@@ -11,7 +11,6 @@ of memory or time is drawn at the panel's top edge (markers in
 
 import json
 import os
-import statistics
 import sys
 
 from keras_lambda.bench import report
@@ -146,8 +145,7 @@ def headline_race_speeds(races, dim):
     for race in races:
         if (report.purpose(race) == "headline" and race["status"] == "ok"
                 and race["dim"] == dim and BASELINE in race["rounds_s"]):
-            ratios = report.round_ratios(race, BASELINE, race["methods"][0])
-            speeds[race["size"] ** 2] = (statistics.median(ratios), ratios[0], ratios[-1])
+            speeds[race["size"] ** 2] = report.ratio_spread(race, BASELINE, race["methods"][0])
     return speeds
 
 

@@ -200,10 +200,11 @@ def race_table(races):
     )
 
 
-def round_ratios(race, slower, faster):
-    """`slower`'s step time over `faster`'s, round by round (each round times both
-    back to back): sorted, so that [0], the median and [-1] give the spread."""
-    return sorted(s / f for s, f in zip(race["rounds_s"][slower], race["rounds_s"][faster]))
+def ratio_spread(race, slower, faster):
+    """`slower`'s step time over `faster`'s, taken round by round (each round times
+    both back to back): (median, lowest, highest) over the rounds."""
+    ratios = sorted(s / f for s, f in zip(race["rounds_s"][slower], race["rounds_s"][faster]))
+    return statistics.median(ratios), ratios[0], ratios[-1]
 
 
 def headline_table(races):
@@ -223,9 +224,8 @@ def headline_table(races):
             if rival not in times:
                 cells += ["not run", ""]
                 continue
-            ratios = round_ratios(race, rival, layer)
-            cells += [f"{times[rival] * 1e3:,.0f} ms",
-                      f"**{statistics.median(ratios):.2f}x** ({ratios[0]:.2f}-{ratios[-1]:.2f})"]
+            median, low, high = ratio_spread(race, rival, layer)
+            cells += [f"{times[rival] * 1e3:,.0f} ms", f"**{median:.2f}x** ({low:.2f}-{high:.2f})"]
         lines.append(f"{where} " + " | ".join(cells) + " |")
     if not lines:
         return ""
@@ -286,12 +286,12 @@ def markdown(results, machine, command, races=None):
     raced = model_race(races)
     if raced is not None:
         times = raced["train_s"]
-        ratios = round_ratios(raced, MODEL_BASELINE, MODEL_RACER)
+        _, low, high = ratio_spread(raced, MODEL_BASELINE, MODEL_RACER)
         parts.append(
             f"Raced in one process ({raced['rounds']} interleaved rounds, medians): "
             + ", ".join(f"{m} {t * 1e3:,.0f} ms a step ({raced['batch'] / t:.1f} images/s)"
                         for m, t in times.items())
             + f"; LambdaResNet-50 at {times[MODEL_BASELINE] / times[MODEL_RACER]:.2f}x "
-            f"ResNet50's images/s (rounds {ratios[0]:.2f}-{ratios[-1]:.2f}x).\n"
+            f"ResNet50's images/s (rounds {low:.2f}-{high:.2f}x).\n"
         )
     return "\n".join(parts)
