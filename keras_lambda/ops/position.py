@@ -322,7 +322,7 @@ def fft_position_output(queries, values, kernel, dilation_rate=1, causal=False,
                         portable=False, key_chunk=None):
     """`fft_position_lambdas` contracted with the queries, k_c key channels at a
     time (`fft_key_chunk`, or `key_chunk`, a divisor of k), one chunk after the
-    other (`keras.ops.scan`): the spectra and lambdas `[b, v, k, *L]` of a large
+    other (the backend's `chunk_sum`): the spectra and lambdas `[b, v, k, *L]` of a large
     input never exist whole, in the forward pass or the backward.
 
     queries `[b, n, h, k]`, values `[b, *S, v, u]`, kernel `[*r, k, u]` →
@@ -356,12 +356,37 @@ def fft_position_output(queries, values, kernel, dilation_rate=1, causal=False,
     kernel = ops.reshape(kernel, (chunks, chunk) + tuple(kernel.shape[1:]))
 
     def step(outputs, chunk_inputs):
-        outputs = outputs + contract(*chunk_inputs)
-        return outputs, None
+        return outputs + contract(*chunk_inputs)
 
     initial = ops.zeros((batch, positions, heads, value_dim), values.dtype)
-    outputs, _ = ops.scan(step, initial, (queries, kernel))
+    outputs = fast_path("chunk_sum")(step, initial, (queries, kernel))
     return ops.cast(outputs, dtype)
+
+
+def _chunk_sum_loop(step, initial, chunks):
+    """`step(total, chunk)` folded over the leading axis of `chunks` (a tuple of
+    tensors), one chunk after the other: a Python loop (eager on PyTorch).
+    Not `keras.ops.scan`: on PyTorch, and eagerly on TensorFlow, it stacks a
+    `[chunks, *total]` tensor of zeros for the outputs `step` does not return
+    (1 GiB at 128x128)."""
+    total = initial
+    for index in range(chunks[0].shape[0]):
+        total = step(total, tuple(chunk[index] for chunk in chunks))
+    return total
+
+
+def _chunk_sum_scan(step, initial, chunks):
+    """`_chunk_sum_loop` as `keras.ops.scan` (JAX's `lax.scan`: one compiled loop
+    body, so XLA keeps one chunk's buffers, not every chunk's)."""
+    return ops.scan(lambda total, chunk: (step(total, chunk), None), initial, chunks)[0]
+
+
+def _chunk_sum_tensorflow(step, initial, chunks):
+    """`_chunk_sum_loop` as `tf.foldl`: a while loop that runs one chunk at a time
+    (`parallel_iterations=1`), where a Python loop unrolls in a traced graph."""
+    import tensorflow as tf
+
+    return tf.foldl(step, chunks, initializer=initial, parallel_iterations=1)
 
 
 def _spectrum_portable(x, lengths):
@@ -394,10 +419,37 @@ def _tf_transforms(lengths):
     return tf.signal.rfft, tf.signal.irfft
 
 
+def _bin_weights(lengths, middle, scale, dtype):
+    """`[F_last]` of `dtype`: `middle` for the bins of the last axis that stand for two
+    frequencies of the full spectrum (not 0, not L/2), 1 for the others; times `scale`."""
+    import tensorflow as tf
+
+    last = lengths[-1] // 2 + 1
+    weights = [1.0] + [middle] * (last - 2 + lengths[-1] % 2) + [1.0] * (1 - lengths[-1] % 2)
+    return tf.constant([weight * scale for weight in weights], dtype)
+
+
 def _spectrum_tensorflow(x, lengths):
     """`_spectrum_portable` as one complex tensor, with tf.signal's 2-D real FFT
-    (one op, where keras.ops chains 1-D transforms with transposes)."""
-    return _tf_transforms(lengths)[0](x, fft_length=lengths)
+    (one op, where keras.ops chains 1-D transforms with transposes). Its gradient
+    is written out: rfft's adjoint, an inverse FFT of the gradient (bins that stand
+    for two halved, times ΠL) cropped to x. TensorFlow's own builds a `[..., L, L]`
+    complex matrix per transformed grid (192 MiB at 128x128, for the values)."""
+    import tensorflow as tf
+
+    rfft, irfft = _tf_transforms(lengths)
+    spatial = tuple(x.shape[-len(lengths) :])
+    weights = _bin_weights(lengths, 0.5, math.prod(lengths), x.dtype)
+
+    @tf.custom_gradient
+    def padded_rfft(x):
+        def gradient(upstream):
+            return _crop(irfft(upstream * tf.cast(weights, upstream.dtype), fft_length=lengths),
+                         spatial)
+
+        return rfft(x, fft_length=lengths), gradient
+
+    return padded_rfft(x)
 
 
 def _correlate_tensorflow(value_slots, kernel_hat, lengths, spatial):
@@ -425,9 +477,7 @@ def _cropped_irfft_tensorflow(spectrum, lengths, spatial):
 
     rfft, irfft = _tf_transforms(lengths)
     # irfft's adjoint: rfft / ΠL, the bins that stand for two (not 0, not L/2) doubled.
-    last = lengths[-1] // 2 + 1
-    doubled = [1.0] + [2.0] * (last - 2 + lengths[-1] % 2) + [1.0] * (1 - lengths[-1] % 2)
-    weights = tf.constant(doubled, spectrum.dtype.real_dtype) / float(math.prod(lengths))
+    weights = _bin_weights(lengths, 2.0, 1 / math.prod(lengths), spectrum.dtype.real_dtype)
 
     @tf.custom_gradient
     def cropped_irfft(spectrum):
@@ -442,11 +492,18 @@ def _cropped_irfft_tensorflow(spectrum, lengths, spatial):
 # Backend fast paths, as Keras keeps its own below keras.ops: (step, backend) → a
 # function with the portable one's contract, measured to pay off and tested against it.
 FAST_PATHS = {
-    # 2x the portable path at 64x64
+    # 2x the portable path at 64x64; the spectrum's written-out gradient also keeps
+    # TensorFlow's [..., L, L] matrices (192 MiB at 128x128) out of the step
     ("fft_spectrum", "tensorflow"): _spectrum_tensorflow,
     ("fft_correlate", "tensorflow"): _correlate_tensorflow,
+    ("chunk_sum", "tensorflow"): _chunk_sum_tensorflow,
+    ("chunk_sum", "jax"): _chunk_sum_scan,
 }
-PORTABLE = {"fft_spectrum": _spectrum_portable, "fft_correlate": _correlate_portable}
+PORTABLE = {
+    "fft_spectrum": _spectrum_portable,
+    "fft_correlate": _correlate_portable,
+    "chunk_sum": _chunk_sum_loop,
+}
 
 
 def fast_path(step, backend=None):
