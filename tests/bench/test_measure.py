@@ -23,3 +23,20 @@ def test_every_method_builds():
     for method in LAYER_METHODS:
         layer, shape = measure.build(Case(method, 8, 16, batch=2))
         assert keras.ops.shape(layer(random_array(shape))) == shape
+
+
+def test_peak_memory_counts_only_what_runs_after_start():
+    """The CPU figure is the growth of resident memory from `start()`: a larger
+    peak before it (the bench's build runs the layer eagerly once) is not counted."""
+    import numpy as np
+
+    if not measure.reset_peak_resident():
+        pytest.skip("this system cannot restart the peak count (no /proc/self/clear_refs)")
+    earlier = np.ones(2**26)  # 512 MiB, touched, then freed
+    del earlier
+    memory = measure.PeakMemory(keras.backend.backend(), "CPU")
+    memory.start()
+    during = np.ones(2**23)  # 64 MiB
+    peak = memory.stop()
+    assert during.sum() > 0
+    assert 32 * 2**20 <= peak < 256 * 2**20
