@@ -21,7 +21,8 @@ take and return tensors, and are written in `keras.ops` so they run on every
 Keras 3 backend (`depthwise` is `tf.nn.depthwise_conv2d` on TensorFlow). Backend
 fast paths sit in one table, `FAST_PATHS` (today: `fft`'s correlation through
 `tf.signal`'s 2-D real FFTs on complex tensors, 2x faster than the portable path
-at 64x64), each tested against the portable code.
+at 64x64; the loop over key chunks as `tf.foldl` and `lax.scan`), each tested
+against the portable code.
 """
 
 import math

@@ -171,6 +171,23 @@ def test_fft_chunks_keep_the_gradients(monkeypatch):
         np.testing.assert_allclose(chunked_gradient, whole_gradient, rtol=1e-4, atol=1e-5)
 
 
+def test_chunk_sums_fold_every_chunk_in_order():
+    """The backend's loop over key chunks and the portable one both give
+    step(...step(step(initial, chunk 0), chunk 1)..., chunk last)."""
+    left, right = random((3, 2, 4)), random((3, 4), seed=1)
+    initial = random((2, 4), seed=2)
+
+    def step(total, chunk):  # not commutative: the order shows
+        return total * 0.5 + chunk[0] * chunk[1][None]
+
+    expected = numpy(initial)
+    for index in range(3):
+        expected = expected * 0.5 + numpy(left)[index] * numpy(right)[index][None]
+    for chunk_sum in (position.fast_path("chunk_sum"), position.PORTABLE["chunk_sum"]):
+        result = chunk_sum(step, initial, (left, right))
+        np.testing.assert_allclose(numpy(result), expected, rtol=1e-6, atol=1e-6)
+
+
 def test_fft_key_chunk_keeps_a_chunk_within_budget():
     # v·k_c·ΠL <= 2^21 floats: 32x32 (grid 64²) all 16 at once, 64x64 (128²) 4, 128x128 (256²) 1.
     assert position.fft_key_chunk(32, 16, (64, 64)) == 16
