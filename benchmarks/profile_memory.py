@@ -3,10 +3,10 @@
     python benchmarks/profile_memory.py lambda/global/fft 128      # any bench method, any s
     python benchmarks/profile_memory.py lambda/content 128 --top 10
 
-Builds the bench's case (batch 8, d = 128, h = 4, k = 16), runs its train step once
-to trace it, then once more under `tf.profiler` with TensorFlow's BFC allocator on
-the CPU (`TF_CPU_ALLOCATOR_USE_BFC`, set here before TensorFlow loads: the default
-CPU allocator records no allocations). Replays the step's allocations and frees in
+Builds the bench's case (as profile_step.py: batch 8, d = 128, h = 4, k = 16;
+models batch 16), runs its train step once to trace it, then once more under
+`tf.profiler` with TensorFlow's BFC allocator on the CPU (`TF_CPU_ALLOCATOR_USE_BFC`,
+set here before TensorFlow loads: the default CPU allocator records no allocations). Replays the step's allocations and frees in
 time order and prints the tensors alive at the peak, summed by the op that made
 them and their shape: what to cut to lower the peak. The sum is the step's own
 tensors (the weights and the input were allocated before); the allocator's peak,
@@ -15,26 +15,22 @@ printed beside it, also counts those. benchmarks/profile.md has what this printe
 
 import argparse
 import collections
-import glob
 import os
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["TF_CPU_ALLOCATOR_USE_BFC"] = "true"
 
+# After the allocator's setting: profile_step loads TensorFlow only when called.
+from profile_step import read_profile, warmed_step
+
 MEMORY_EVENTS = ("MemoryAllocation", "MemoryDeallocation")
 
 
 def memory_events(logdir):
     """[(picoseconds, event name, {stat: value})] of the host plane, in time order."""
-    from tensorflow.tsl.profiler.protobuf import xplane_pb2
-
-    path = max(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True))
-    space = xplane_pb2.XSpace()
-    with open(path, "rb") as file:
-        space.ParseFromString(file.read())
     events = []
-    for plane in space.planes:
+    for plane in read_profile(logdir).planes:
         if plane.name != "/host:CPU":
             continue
         names = {key: value.name for key, value in plane.event_metadata.items()}
@@ -90,11 +86,8 @@ def main():
     import tensorflow as tf
 
     from keras_lambda.bench import measure
-    from keras_lambda.bench.methods import Case
 
-    module, shape = measure.build(Case(args.method, args.size, args.dim, 8))
-    train_step, _, x, _ = measure.steps(module, shape, False, 8)
-    measure.wait(train_step(x))  # trace and warm up
+    train_step, x = warmed_step(args.method, args.size, args.dim)
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)
         measure.wait(train_step(x))

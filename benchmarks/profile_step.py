@@ -24,16 +24,35 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 WRAPPERS = ("Process", "ParallelFor", "ExecutorDoneCallback")  # contain the ops, not ops
 
 
-def op_times(logdir, steps):
-    """{op type: milliseconds of thread time a step} from the profile in `logdir`."""
+def read_profile(logdir):
+    """The XSpace (planes of lines of events) TensorFlow's profiler wrote in `logdir`."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     path = max(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True))
     space = xplane_pb2.XSpace()
     with open(path, "rb") as file:
         space.ParseFromString(file.read())
+    return space
+
+
+def warmed_step(method, size, dim):
+    """(train_step, x): the bench's train step of a case and its input (layers: batch 8;
+    models: `MODEL_BATCH` and an SGD update), traced and run once."""
+    from keras_lambda.bench import measure
+    from keras_lambda.bench.methods import MODEL_BATCH, Case, Method
+
+    is_model = Method.parse(method).kind == "model"
+    batch = MODEL_BATCH if is_model else 8
+    module, shape = measure.build(Case(method, size, dim, batch))
+    train_step, _, x, _ = measure.steps(module, shape, is_model, batch)
+    measure.wait(train_step(x))
+    return train_step, x
+
+
+def op_times(logdir, steps):
+    """{op type: milliseconds of thread time a step} from the profile in `logdir`."""
     times = collections.Counter()
-    for plane in space.planes:
+    for plane in read_profile(logdir).planes:
         if "host:CPU" not in plane.name:
             continue
         names = {key: value.name for key, value in plane.event_metadata.items()}
@@ -59,13 +78,8 @@ def main():
     import tensorflow as tf
 
     from keras_lambda.bench import measure
-    from keras_lambda.bench.methods import MODEL_BATCH, Case, Method
 
-    is_model = Method.parse(args.method).kind == "model"
-    batch = MODEL_BATCH if is_model else 8
-    module, shape = measure.build(Case(args.method, args.size, args.dim, batch))
-    train_step, _, x, _ = measure.steps(module, shape, is_model, batch)
-    measure.wait(train_step(x))  # trace and warm up
+    train_step, x = warmed_step(args.method, args.size, args.dim)
     started = time.perf_counter()
     for _ in range(args.steps):
         measure.wait(train_step(x))
