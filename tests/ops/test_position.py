@@ -167,8 +167,12 @@ def test_fft_chunks_keep_the_gradients(monkeypatch):
     chunked = layer_gradients(layer, inputs, probe, variables)
     np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-5)
     for chunked_gradient, whole_gradient in zip(chunked[1], whole[1]):
-        assert np.abs(whole_gradient).max() > 1e-3
-        np.testing.assert_allclose(chunked_gradient, whole_gradient, rtol=1e-4, atol=1e-5)
+        scale = np.abs(whole_gradient).max()
+        assert scale > 1e-3
+        # Sums in another order: float32 rounding of the largest terms (~1e-7 of the
+        # scale each) lands on the small elements, so the absolute tolerance scales.
+        np.testing.assert_allclose(chunked_gradient, whole_gradient, rtol=1e-4,
+                                   atol=2e-6 * scale)
 
 
 def test_chunk_sums_fold_every_chunk_in_order():
