@@ -102,6 +102,37 @@ def layer_gradients(layer, inputs, probe, variables):
     return float(numpy(value)), [numpy(g) for g in gradients]
 
 
+def op_gradients(function, arguments, probe):
+    """Gradients of sum(function(*arguments) · probe) with respect to every argument
+    (numpy arrays), as numpy, on the backend Keras runs."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tensors = [tf.constant(a) for a in arguments]
+        with tf.GradientTape() as tape:
+            tape.watch(tensors)
+            value = tf.reduce_sum(function(*tensors) * probe)
+        gradients = tape.gradient(value, tensors)
+    elif backend == "torch":
+        import torch
+
+        tensors = [torch.tensor(a, requires_grad=True) for a in arguments]
+        value = (function(*tensors) * torch.tensor(probe)).sum()
+        gradients = torch.autograd.grad(value, tensors)
+    else:
+        import jax
+
+        def objective(*tensors):
+            return (function(*tensors) * probe).sum()
+
+        gradients = jax.grad(objective, argnums=tuple(range(len(arguments))))(
+            *[jax.numpy.asarray(a) for a in arguments])
+    return [numpy(g) for g in gradients]
+
+
 def layer_objective(layer, inputs, probe):
     """sum(layer(inputs, training=True) · probe) as a float, on any backend. The
     inputs keep their dtype (Keras's PyTorch backend would pass numpy float64

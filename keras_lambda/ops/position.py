@@ -114,6 +114,57 @@ def einsum_position_lambdas(values, kernel, dilation_rate=1, causal=False):
     return ops.reshape(lambdas, (batch,) + spatial + (value_dim, kernel.shape[-2]))
 
 
+# Queries first while the weights [b, n, h, m] are at most this many times the
+# lambdas [b, n, k, v] (h·m <= c·k·v), per backend: races of the layer's train step
+# in benchmarks/profile.md ("The einsum's order"). PyTorch: ties at v = 32 and 64.
+QUERIES_FIRST_WEIGHTS_PER_LAMBDA = {"tensorflow": 1.0, "jax": 2.0}
+
+
+def einsum_queries_first(num_heads, key_dim, value_dim, positions, backend=None):
+    """Whether `einsum_position_output` contracts the queries with E first on
+    `backend` (default: Keras's): where that takes fewer flops (h·(k + v) < k·v)
+    and its weights `[b, n, h, m]` stay within the backend's
+    `QUERIES_FIRST_WEIGHTS_PER_LAMBDA` times the lambdas `[b, n, k, v]` (beyond, it
+    lost its races); lambdas first for an unknown n and on other backends."""
+    bound = QUERIES_FIRST_WEIGHTS_PER_LAMBDA.get(backend or keras.backend.backend())
+    return (
+        bound is not None
+        and isinstance(positions, int)
+        and num_heads * (key_dim + value_dim) < key_dim * value_dim
+        and num_heads * positions <= bound * key_dim * value_dim
+    )
+
+
+def einsum_position_output(queries, values, kernel, dilation_rate=1, causal=False,
+                           queries_first=None):
+    """The `einsum` kernel's position term, its contractions in the cheaper order
+    (`einsum_queries_first`, unless `queries_first` says). Lambdas first, the pseudo-code: λp = E·V, then q·λp,
+    2·b·n·m·k·v·u flops. Queries first: weights q·E `[b, n, h, m, u]`, then with V,
+    2·b·n·m·h·(k + v)·u flops (0.375 of the other at h = 4, k = 16, v = 32).
+
+    queries `[b, n, h, k]`, values `[b, *S, v, u]`, kernel `[*r, k, u]` →
+    `[b, n, h, v]`.
+    """
+    rank = len(values.shape) - 3
+    spatial = spatial_shape(values, rank)
+    heads, key_dim = queries.shape[2], kernel.shape[-2]
+    batch, (value_dim, intra_depth) = batch_size(values), values.shape[-2:]
+    positions = math.prod(spatial) if all(isinstance(s, int) for s in spatial) else None
+    if queries_first is None:
+        queries_first = einsum_queries_first(heads, key_dim, value_dim, positions)
+    if not queries_first:
+        lambdas = einsum_position_lambdas(values, kernel, dilation_rate, causal)
+        lambdas = ops.reshape(lambdas, (batch, -1, value_dim, key_dim))
+        return ops.einsum("bnhk,bnvk->bnhv", queries, lambdas)
+    embeddings = dense_embeddings(kernel, spatial, dilation_rate, causal)  # [n, m, k, u]
+    flat_values = ops.reshape(values, (batch, positions, value_dim, intra_depth))
+    if intra_depth == 1:  # no u axis: plain batched matmuls
+        weights = ops.einsum("bnhk,nmk->bnhm", queries, embeddings[..., 0])
+        return ops.einsum("bnhm,bmv->bnhv", weights, flat_values[..., 0])
+    weights = ops.einsum("bnhk,nmku->bnhmu", queries, embeddings)
+    return ops.einsum("bnhmu,bmvu->bnhv", weights, flat_values)
+
+
 def conv_position_lambdas(values, kernel, dilation_rate=1, causal=False):
     """Values as an extra spatial axis: one (rank + 1)-D convolution, u → k channels.
 
@@ -526,7 +577,7 @@ KERNELS = {
     "depthwise": depthwise_position_lambdas,
     "fft": fft_position_lambdas,
 }
-QUERY_FIRST = {"fft": fft_position_output}
+QUERY_FIRST = {"einsum": einsum_position_output, "fft": fft_position_output}
 IMPLEMENTATIONS = tuple(KERNELS)
 
 

@@ -151,6 +151,72 @@ def test_fft_position_output_matches_reference_in_every_chunking(
     np.testing.assert_allclose(numpy(outputs), expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    "values_shape, kernel_shape, dilation, causal",
+    [
+        ((2, 6, 5, 3, 1), (11, 9, 4, 1), 1, False),  # global 2-D, u = 1
+        ((2, 6, 5, 3, 2), (3, 3, 4, 2), 1, False),  # local, u = 2
+        ((2, 7, 7, 3, 1), (3, 3, 4, 1), 2, False),  # dilated
+        ((2, 9, 3, 2), (17, 4, 2), 1, True),  # causal sequence
+    ],
+)
+@pytest.mark.parametrize("queries_first", [False, True], ids=["lambdas-first", "queries-first"])
+def test_einsum_position_output_in_either_order(values_shape, kernel_shape, dilation, causal,
+                                                queries_first):
+    """y = Σ_{m,k,u} q_{n,h,k} E_{n,m,k,u} V_{m,v,u} and its gradients, against numpy
+    with the reference E: dq and dV in closed form; the table's gradient through
+    its directional derivative (E is linear in the table)."""
+    from tests.helpers import op_gradients
+
+    values, kernel = random(values_shape), random(kernel_shape, seed=3)
+    rank = len(values_shape) - 3
+    batch, positions = values_shape[0], int(np.prod(values_shape[1 : 1 + rank]))
+    queries = random((batch, positions, 2, kernel_shape[-2]), seed=4)
+    probe = random((batch, positions, 2, values_shape[-2]), seed=5)
+    scope = None if kernel_shape[0] >= 2 * values_shape[1] - 1 else kernel_shape[0]
+
+    def embeddings(table):  # E [n, m, k, u]
+        return reference.relative_embeddings(table, values_shape[1 : 1 + rank], scope,
+                                             dilation, causal)
+
+    flat_values = values.reshape(batch, positions, *values_shape[-2:]).astype("float64")
+    reference_e = embeddings(kernel)
+    expected = np.einsum("bnhk,nmku,bmvu->bnhv", queries, reference_e, flat_values)
+
+    def run(q, v, t):
+        return position.einsum_position_output(q, v, t, dilation, causal,
+                                               queries_first=queries_first)
+
+    np.testing.assert_allclose(numpy(run(queries, values, kernel)), expected,
+                               rtol=1e-4, atol=1e-4)
+    d_queries, d_values, d_kernel = op_gradients(run, [queries, values, kernel], probe)
+    np.testing.assert_allclose(
+        d_queries, np.einsum("bnhv,nmku,bmvu->bnhk", probe, reference_e, flat_values),
+        rtol=1e-4, atol=1e-4)
+    expected_d_values = np.einsum("bnhv,bnhk,nmku->bmvu", probe, queries, reference_e)
+    np.testing.assert_allclose(d_values, expected_d_values.reshape(values_shape),
+                               rtol=1e-4, atol=1e-4)
+    d_embeddings = np.einsum("bnhv,bnhk,bmvu->nmku", probe, queries, flat_values)
+    for seed in (6, 7):
+        direction = random(kernel_shape, seed=seed)
+        along = np.sum(d_embeddings * embeddings(direction))
+        assert np.isclose(np.sum(d_kernel * direction), along, rtol=1e-4)
+
+
+def test_einsum_order_follows_flops_and_the_weights_size():
+    """Queries first where h·(k + v) < k·v and the weights [b, n, h, m] are within the
+    backend's bound times the lambdas [b, n, k, v]; never for an unknown n, nor on a
+    backend without a bound."""
+    bounds = position.QUERIES_FIRST_WEIGHTS_PER_LAMBDA
+    for backend, bound in bounds.items():
+        most = int(bound * 16 * 32) // 4  # the largest n with h·n <= bound·k·v
+        assert position.einsum_queries_first(4, 16, 32, most, backend)
+        assert not position.einsum_queries_first(4, 16, 32, most + 1, backend)
+        assert not position.einsum_queries_first(4, 16, 4, 8, backend)  # 80 > 64 flops
+        assert not position.einsum_queries_first(4, 16, 32, None, backend)
+    assert not position.einsum_queries_first(4, 16, 32, 16, "numpy")  # no bound
+
+
 def test_fft_chunks_keep_the_gradients(monkeypatch):
     """A layer whose FFT runs one key channel at a time has the gradients of the
     layer that transforms them all at once (the scan's backward pass)."""
