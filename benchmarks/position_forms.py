@@ -2,6 +2,7 @@
 
     python benchmarks/position_forms.py                # 16x16, TensorFlow graph
     python benchmarks/position_forms.py --size 8 --jit # the whole step XLA-compiled
+    KERAS_BACKEND=jax python benchmarks/position_forms.py --layer --size 16 --dim 256
 
 The position term y_{b,n,h,v} = Σ_k q_{b,n,h,k} Σ_m E_{n,m,k} V_{b,m,v}, with
 E_{n,m,k} = T[m − n + centre, k] read from the relative table T `[(2H−1)(2W−1), k]`
@@ -18,10 +19,17 @@ E_{n,m,k} = T[m − n + centre, k] read from the relative table T `[(2H−1)(2W�
 
 Each form's train step (gradients of Σ y² for q, V and T) is one `tf.function`; the
 forms run round by round in this process (a race), and their gradients are checked
-against the `lambdas` form's before timing. benchmarks/profile.md has what it printed.
+against the `lambdas` form's before timing.
+
+`--layer` races the bench's train step of the whole layer instead (`lambda/global/einsum`,
+b = 8, h = 4, k = 16, d = `--dim`) with the lambdas first and with the queries first
+(`einsum_position_output`), and the paper's pseudo-code beside them, on any Keras backend:
+what `keras_lambda.ops.position.QUERIES_FIRST_WEIGHTS_PER_LAMBDA` was set from.
+benchmarks/profile.md has what it printed.
 """
 
 import argparse
+import functools
 import os
 import time
 
@@ -83,6 +91,68 @@ def train_step(form, table, jit):
     return step
 
 
+def race(steps, rounds):
+    """{name: [seconds a step, each round]}: `steps` ({name: a call that runs one train
+    step to the end}) timed round by round in rotating order, each several times in a
+    row where one takes under 0.25 s."""
+    calls = {}
+    for name, step in steps.items():
+        step()  # warm-up: tracing, compiling
+        start = time.perf_counter()
+        step()
+        calls[name] = max(1, round(0.25 / (time.perf_counter() - start)))
+    names, seconds = list(steps), {name: [] for name in steps}
+    for index in range(rounds):
+        for name in names[index % len(names):] + names[: index % len(names)]:
+            start = time.perf_counter()
+            for _ in range(calls[name]):
+                steps[name]()
+            seconds[name].append((time.perf_counter() - start) / calls[name])
+    return seconds
+
+
+def layer_steps(size, dim):
+    """{name: a call running one train step}: the layer with either order, and the
+    pseudo-code."""
+    import keras
+
+    from keras_lambda.bench import measure
+    from keras_lambda.bench.methods import Case
+    from keras_lambda.ops import position
+
+    steps, backend = {}, keras.backend.backend()
+    bounds = dict(position.QUERIES_FIRST_WEIGHTS_PER_LAMBDA)
+    for name, bound in (("lambdas", 0.0), ("queries", float("inf"))):
+        position.QUERIES_FIRST_WEIGHTS_PER_LAMBDA[backend] = bound  # read when traced
+        module, shape = measure.build(Case("lambda/global/einsum", size, dim, 8))
+        train_step, _, x, _ = measure.steps(module, shape, False, 8)
+        run_step(train_step, x)  # traced now, with this order
+        steps[name] = functools.partial(run_step, train_step, x)
+    position.QUERIES_FIRST_WEIGHTS_PER_LAMBDA.clear()
+    position.QUERIES_FIRST_WEIGHTS_PER_LAMBDA.update(bounds)
+    module, shape = measure.build(Case("paper", size, dim, 8))
+    train_step, _, x, _ = measure.steps(module, shape, False, 8)
+    steps["paper"] = functools.partial(run_step, train_step, x)
+    return steps
+
+
+def run_step(train_step, x):
+    from keras_lambda.bench import measure
+
+    measure.wait(train_step(x))
+
+
+def report(seconds, title):
+    import numpy as np
+
+    baseline = np.array(seconds["lambdas"])
+    print(title)
+    for name, times in seconds.items():
+        ratios = baseline / np.array(times)  # per round: > 1 is faster than `lambdas`
+        print(f"{name:9s} {1000 * np.median(times):7.1f} ms   vs lambdas "
+              f"{np.median(ratios):.2f}x ({ratios.min():.2f}-{ratios.max():.2f})")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=16, help="H = W (default 16)")
@@ -92,7 +162,17 @@ def main():
     parser.add_argument("--value-dim", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--jit", action="store_true", help="XLA-compile each whole step")
+    parser.add_argument("--layer", action="store_true",
+                        help="race the whole layer's train step (any backend)")
+    parser.add_argument("--dim", type=int, default=128, help="d, with --layer (default 128)")
     args = parser.parse_args()
+    if args.layer:
+        import keras
+
+        report(race(layer_steps(args.size, args.dim), args.rounds),
+               f"{args.size}x{args.size}, layer train step, b=8 d={args.dim} h=4 k=16, "
+               f"{keras.backend.backend()}, {args.rounds} rounds")
+        return
 
     import numpy as np
     import tensorflow as tf
@@ -117,20 +197,11 @@ def main():
             error = np.abs(got - want).max() / np.abs(want).max()
             assert error < 1e-5, f"{name}: gradients off by {error:.1e} of the largest"
 
-    seconds = {name: [] for name in steps}
-    for _ in range(args.rounds):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            run(step)
-            seconds[name].append(time.perf_counter() - start)
-    baseline = np.array(seconds["lambdas"])
     mode = "XLA-compiled" if args.jit else "TensorFlow graph"
-    print(f"{args.size}x{args.size}, b={args.batch} h={args.heads} k={args.key_dim} "
-          f"v={args.value_dim}, {mode}, {args.rounds} rounds")
-    for name, times in seconds.items():
-        ratios = baseline / np.array(times)  # per round: > 1 is faster than `lambdas`
-        print(f"{name:9s} {1000 * np.median(times):7.1f} ms   vs lambdas "
-              f"{np.median(ratios):.2f}x ({ratios.min():.2f}-{ratios.max():.2f})")
+    report(race({name: functools.partial(run, step) for name, step in steps.items()},
+                args.rounds),
+           f"{args.size}x{args.size}, b={args.batch} h={args.heads} k={args.key_dim} "
+           f"v={args.value_dim}, {mode}, {args.rounds} rounds")
 
 
 if __name__ == "__main__":

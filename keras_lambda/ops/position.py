@@ -14,9 +14,10 @@ lambda of the paper is the case where the table covers every offset of the input
 
 All kernels return λp laid out `[b, *S, v, k]` (what the convolutions produce
 natively); `position_output`, what the layer calls, contracts it with the queries
-over k, or hands the queries to the kernel's `QUERY_FIRST` form (`fft`'s, which
-contracts a chunk of key channels at a time, so that large grids never exist
-whole). They are stateless,
+over k, or hands the queries to the kernel's `QUERY_FIRST` form: `fft`'s contracts a
+chunk of key channels at a time, so that large grids never exist whole; `einsum`'s
+contracts the queries with E first where races found that faster (small n, large v).
+They are stateless,
 take and return tensors, and are written in `keras.ops` so they run on every
 Keras 3 backend (`depthwise` is `tf.nn.depthwise_conv2d` on TensorFlow). Backend
 fast paths sit in one table, `FAST_PATHS` (today: `fft`'s correlation through
