@@ -66,7 +66,8 @@ class LambdaLayer(keras.layers.Layer):
             only: a form of linear attention, no embedding weights).
         implementation: how position lambdas are computed, all with the same
             weights: "einsum" (the paper's pseudo-code, materialised `[n, m, k, u]`
-            embeddings; the queries meet them first where that is faster), "conv" (values as an extra spatial axis), "depthwise"
+            embeddings; the queries meet them first where that is faster), "conv"
+            (values as an extra spatial axis), "depthwise"
             (`keras.ops.depthwise_conv`, i.e. `tf.nn.depthwise_conv2d`), "fft"
             (one FFT convolution, O(n log n): large scopes and global contexts
             on large inputs), "auto" (the fastest for the geometry, see

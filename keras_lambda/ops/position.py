@@ -138,10 +138,11 @@ def einsum_queries_first(num_heads, key_dim, value_dim, positions, backend=None)
 
 def einsum_position_output(queries, values, kernel, dilation_rate=1, causal=False,
                            queries_first=None):
-    """The `einsum` kernel's position term, its contractions in the cheaper order
-    (`einsum_queries_first`, unless `queries_first` says). Lambdas first, the pseudo-code: λp = E·V, then q·λp,
-    2·b·n·m·k·v·u flops. Queries first: weights q·E `[b, n, h, m, u]`, then with V,
-    2·b·n·m·h·(k + v)·u flops (0.375 of the other at h = 4, k = 16, v = 32).
+    """The `einsum` kernel's position term, its contractions in the faster order
+    (`einsum_queries_first`, unless `queries_first` says). Lambdas first, the
+    pseudo-code: λp = E·V, then q·λp, 2·b·n·m·k·v·u flops. Queries first: weights
+    q·E `[b, n, h, m, u]`, then with V, 2·b·n·m·h·(k + v)·u flops (0.375 of the
+    other at h = 4, k = 16, v = 32).
 
     queries `[b, n, h, k]`, values `[b, *S, v, u]`, kernel `[*r, k, u]` →
     `[b, n, h, v]`.
