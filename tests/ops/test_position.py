@@ -10,6 +10,16 @@ from tests.helpers import numpy
 KERNELS = sorted(position.KERNELS)
 
 
+# (values [b, *S, v, u], kernel [*r, k, u], dilation, causal)
+GEOMETRIES = [
+    ((2, 6, 5, 3, 1), (11, 9, 4, 1), 1, False),  # global 2-D, u = 1
+    ((2, 6, 5, 3, 2), (3, 3, 4, 2), 1, False),  # local, u = 2
+    ((2, 7, 7, 3, 1), (3, 3, 4, 1), 2, False),  # dilated
+    ((2, 9, 3, 2), (17, 4, 2), 1, True),  # causal sequence
+    ((1, 10, 3, 1), (5, 2, 1), 1, False),  # local sequence
+]
+
+
 def random(shape, seed=0):
     return np.random.default_rng(seed).normal(size=shape).astype("float32")
 
@@ -88,16 +98,7 @@ def test_causal_sequence_sees_only_the_past(kernel_name, size):
     )
 
 
-@pytest.mark.parametrize(
-    "values_shape, kernel_shape, dilation, causal",
-    [
-        ((2, 6, 5, 3, 1), (11, 9, 4, 1), 1, False),  # global 2-D, u = 1
-        ((2, 6, 5, 3, 2), (3, 3, 4, 2), 1, False),  # local, u = 2
-        ((2, 7, 7, 3, 1), (3, 3, 4, 1), 2, False),  # dilated
-        ((2, 9, 3, 2), (17, 4, 2), 1, True),  # causal sequence
-        ((1, 10, 3, 1), (5, 2, 1), 1, False),  # local sequence
-    ],
-)
+@pytest.mark.parametrize("values_shape, kernel_shape, dilation, causal", GEOMETRIES)
 @pytest.mark.tensorflow_only
 def test_fft_tensorflow_path_matches_portable_path_and_reference(
     values_shape, kernel_shape, dilation, causal
@@ -151,15 +152,7 @@ def test_fft_position_output_matches_reference_in_every_chunking(
     np.testing.assert_allclose(numpy(outputs), expected, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize(
-    "values_shape, kernel_shape, dilation, causal",
-    [
-        ((2, 6, 5, 3, 1), (11, 9, 4, 1), 1, False),  # global 2-D, u = 1
-        ((2, 6, 5, 3, 2), (3, 3, 4, 2), 1, False),  # local, u = 2
-        ((2, 7, 7, 3, 1), (3, 3, 4, 1), 2, False),  # dilated
-        ((2, 9, 3, 2), (17, 4, 2), 1, True),  # causal sequence
-    ],
-)
+@pytest.mark.parametrize("values_shape, kernel_shape, dilation, causal", GEOMETRIES)
 @pytest.mark.parametrize("queries_first", [False, True], ids=["lambdas-first", "queries-first"])
 def test_einsum_position_output_in_either_order(values_shape, kernel_shape, dilation, causal,
                                                 queries_first):
