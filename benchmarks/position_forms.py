@@ -1,4 +1,5 @@
-"""Three ways to compute the global position term, raced (TensorFlow, CPU).
+"""Three ways to compute the global position term, raced on a CPU (the term alone on
+TensorFlow; with `--layer`, the whole layer on any backend).
 
     python benchmarks/position_forms.py                # 16x16, TensorFlow graph
     python benchmarks/position_forms.py --size 8 --jit # the whole step XLA-compiled
