@@ -155,7 +155,7 @@ def report(seconds, title):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=16, help="H = W (default 16)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--heads", type=int, default=4)
