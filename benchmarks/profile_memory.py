@@ -6,8 +6,9 @@
 Builds the bench's case (as profile_step.py: batch 8, d = 128, h = 4, k = 16;
 models batch 16), runs its train step once to trace it, then once more under
 `tf.profiler` with TensorFlow's BFC allocator on the CPU (`TF_CPU_ALLOCATOR_USE_BFC`,
-set here before TensorFlow loads: the default CPU allocator records no allocations). Replays the step's allocations and frees in
-time order and prints the tensors alive at the peak, summed by the op that made
+set here before TensorFlow loads: the default CPU allocator records no allocations).
+Replays the step's allocations and frees in time order and prints the tensors alive
+at the peak, summed by the op that made
 them and their shape: what to cut to lower the peak. The sum is the step's own
 tensors (the weights and the input were allocated before); the allocator's peak,
 printed beside it, also counts those. benchmarks/profile.md has what this printed.

@@ -155,9 +155,8 @@ def einsum_position_output(queries, values, kernel, dilation_rate=1, causal=Fals
     if queries_first is None:
         queries_first = einsum_queries_first(heads, key_dim, value_dim, positions)
     if not queries_first:
-        lambdas = einsum_position_lambdas(values, kernel, dilation_rate, causal)
-        lambdas = ops.reshape(lambdas, (batch, -1, value_dim, key_dim))
-        return ops.einsum("bnhk,bnvk->bnhv", queries, lambdas)
+        return contract_queries(queries, einsum_position_lambdas(values, kernel, dilation_rate,
+                                                                 causal))
     embeddings = dense_embeddings(kernel, spatial, dilation_rate, causal)  # [n, m, k, u]
     flat_values = ops.reshape(values, (batch, positions, value_dim, intra_depth))
     if intra_depth == 1:  # no u axis: plain batched matmuls
@@ -596,7 +595,14 @@ def position_output(queries, values, kernel, implementation, dilation_rate=1, ca
     """
     if implementation in QUERY_FIRST:
         return QUERY_FIRST[implementation](queries, values, kernel, dilation_rate, causal)
-    lambdas = position_lambdas(values, kernel, implementation, dilation_rate, causal)
-    batch, value_dim = batch_size(values), values.shape[-2]
-    lambdas = ops.reshape(lambdas, (batch, -1, value_dim, kernel.shape[-2]))
+    return contract_queries(
+        queries, position_lambdas(values, kernel, implementation, dilation_rate, causal)
+    )
+
+
+def contract_queries(queries, lambdas):
+    """Σ_k q_{n,h,k} λp_{n,v,k}: queries `[b, n, h, k]`, lambdas `[b, *S, v, k]` →
+    `[b, n, h, v]`."""
+    batch = batch_size(lambdas)
+    lambdas = ops.reshape(lambdas, (batch, -1) + tuple(lambdas.shape[-2:]))
     return ops.einsum("bnhk,bnvk->bnhv", queries, lambdas)
