@@ -5,6 +5,7 @@ Keras runs (`KERAS_BACKEND`): a tf.function step on TensorFlow, a jitted
 `torch.autograd` on PyTorch; peak memory as `PeakMemory` says.
 """
 
+import functools
 import os
 import resource
 import statistics
@@ -292,34 +293,44 @@ def measure(case):
     return result
 
 
+def race_rounds(steps, rounds):
+    """Races `steps` {name: a call that starts one train step and returns its
+    result} for `rounds` rounds, each timing every step to its end (several in a
+    row when one is short) in an order that rotates round by round; returns
+    ({name: [seconds a step, each round]}, {name: steps timed together in a round})."""
+    calls = {}
+    for name, step in steps.items():
+        wait(step())  # warm-up: tracing, compiling, allocation
+        started = time.perf_counter()
+        wait(step())
+        # Short steps are timed several in a row: one alone is mostly noise.
+        calls[name] = max(1, round(RACE_UNIT_SECONDS / (time.perf_counter() - started)))
+    names = list(steps)
+    seconds = {name: [] for name in names}
+    for round_index in range(rounds):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            started = time.perf_counter()
+            for _ in range(calls[name]):
+                result = steps[name]()
+            wait(result)
+            seconds[name].append((time.perf_counter() - started) / calls[name])
+    return seconds, calls
+
+
 def race(contest):
     """Runs a `Race` in this process: {"train_s": {method: median over rounds},
     "rounds_s": {method: [seconds a step, each round]}, "calls": {method: steps
     timed together in a round}, "implementation": {auto method: its kernel}}."""
-    methods = list(contest.methods)
-    timed, calls, picked = {}, {}, {}
-    for method_id in methods:
+    timed, picked = {}, {}
+    for method_id in contest.methods:
         method = Method.parse(method_id)
         module, shape = build(Case(method_id, contest.size, contest.dim, contest.batch))
         train_step, _, x, _ = steps(module, shape, method.kind == "model", contest.batch)
-        wait(train_step(x))  # warm-up: tracing, compiling, allocation
-        started = time.perf_counter()
-        wait(train_step(x))
-        # Short steps are timed several in a row: one alone is mostly noise.
-        calls[method_id] = max(1, round(RACE_UNIT_SECONDS / (time.perf_counter() - started)))
-        timed[method_id] = (train_step, x)
+        timed[method_id] = functools.partial(train_step, x)
         if method.is_auto:
             picked[method_id] = module.position_implementation((contest.size, contest.size))
-    seconds = {method: [] for method in methods}
-    for round_index in range(contest.rounds):
-        shift = round_index % len(methods)
-        for method in methods[shift:] + methods[:shift]:
-            train_step, x = timed[method]
-            started = time.perf_counter()
-            for _ in range(calls[method]):
-                result = train_step(x)
-            wait(result)
-            seconds[method].append((time.perf_counter() - started) / calls[method])
+    seconds, calls = race_rounds(timed, contest.rounds)
     return {
         "status": "ok",
         "train_s": {method: statistics.median(s) for method, s in seconds.items()},

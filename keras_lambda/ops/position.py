@@ -258,15 +258,18 @@ def _rfftn(x, lengths):
     return ops.fft((ops.pad(real, padding), ops.pad(imag, padding)))
 
 
-def _irfftn(spectrum, lengths):
-    """Inverse of `_rfftn`: the real signal of shape `[..., *lengths]`."""
+def _cropped_irfftn(spectrum, lengths, spatial):
+    """Inverse of `_rfftn`, cropped: the real signal's first `spatial` `[..., *S]`
+    of the grid `[..., *lengths]`. In 2-D the rows beyond S_h are dropped between
+    the two inverse transforms, so the one over W runs on S_h rows, not L_h."""
     real, imag = spectrum
     if len(lengths) == 2:
         # Inverse complex FFT over H as conj(fft(conj(x))) / L_h.
         real, imag = ops.fft((real, -imag))
-        real, imag = real / lengths[0], -imag / lengths[0]
+        rows = slice(0, spatial[0])
+        real, imag = real[..., rows] / lengths[0], -imag[..., rows] / lengths[0]
         real, imag = ops.swapaxes(real, -1, -2), ops.swapaxes(imag, -1, -2)
-    return ops.irfft((real, imag), fft_length=lengths[-1])
+    return ops.irfft((real, imag), fft_length=lengths[-1])[..., : spatial[-1]]
 
 
 def _dilate(kernel, axis, dilation_rate):
@@ -461,7 +464,7 @@ def _correlate_portable(value_slots, kernel_hat, lengths, spatial):
         k_real, k_imag = kernel_real[None, None, :, slot], kernel_imag[None, None, :, slot]
         real = real + v_real * k_real + v_imag * k_imag  # [b, v, k, *F]
         imag = imag + v_imag * k_real - v_real * k_imag
-    return _crop(_irfftn((real, imag), lengths), spatial)
+    return _cropped_irfftn((real, imag), lengths, spatial)
 
 
 def _tf_transforms(lengths):

@@ -1,0 +1,215 @@
+"""The performance issue's GPU targets, raced on JAX in one process (one lease of a
+GPU machine: ../shared/GPU.md has how keras_lambda gets there).
+
+    KERAS_BACKEND=jax python benchmarks/gpu_races.py --out DIR          # on the GPU
+    KERAS_BACKEND=jax python benchmarks/gpu_races.py --out DIR --quick  # a CPU check
+
+Groups, each a race (interleaved rounds, `keras_lambda.bench.measure.race_rounds`)
+of train steps as `keras-lambda bench` takes them on JAX (jit of `stateless_call`,
+gradients of every weight and the input; models add an SGD update), with XLA's
+compiled memory analysis of each step:
+
+- layers (b = 8, d = 128, h = 4, k = 16) at 64x64 and 128x128 in mixed bfloat16 and
+  64x64 in float32: the global lambda layer (`auto`), its FFT kernel with other key
+  chunks k_c (`fft_key_chunk` fixed while the step compiles), the einsum kernel in
+  either order and the paper's pseudo-code (64x64 only: E `[n, m, k]` at 128x128 is
+  4.3 G entries), the content-only layer (no position lambdas: the floor) and
+  `keras.layers.MultiHeadAttention` (cuDNN's fused attention in bfloat16);
+- models in mixed bfloat16, batch 64, 224 px: LambdaResNet-50 and
+  keras.applications.ResNet50.
+
+Before the races, every lambda kernel's output at 32x32 (float32, highest matmul
+precision) is checked against the einsum kernel's with the same weights.
+Writes DIR/gpu_races.json after every group; prints a line per result.
+"""
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import statistics
+import sys
+import time
+
+# (size, dtype policy, with the n²-sized kernels), in the order they run: what the
+# targets name first, float32 after the models.
+LAYER_GROUPS = ((64, "mixed_bfloat16", True), (128, "mixed_bfloat16", False))
+LATE_LAYER_GROUPS = ((64, "float32", True),)
+QUICK_LAYER_GROUPS, QUICK_LATE_LAYER_GROUPS = ((16, "mixed_bfloat16", True),), ((16, "float32", True),)
+BATCH, DIM = 8, 128
+MODELS = ("lambda_resnet50", "resnet50")
+MODEL_BATCH, MODEL_SIZE = 64, 224
+QUICK_MODEL_BATCH, QUICK_MODEL_SIZE = 2, 64
+
+
+@contextlib.contextmanager
+def patched(module, name, value):
+    """`module.name` = value inside the block (read while a step is traced)."""
+    saved = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, saved)
+
+
+def layer_variants(size, with_quadratic):
+    """{name: (bench method id, patches)}: the variants a layer group races."""
+    from keras_lambda.ops import position
+
+    key_dim, value_dim = 16, DIM // 4
+    lengths = position.fft_lengths((size, size), (2 * size - 1,) * 2)
+    default_chunk = position.fft_key_chunk(value_dim, key_dim, lengths)
+    variants = {"lambda/global/auto": ("lambda/global/auto", ())}
+    for chunk in sorted({default_chunk, key_dim, 4, 1}, reverse=True):
+        variants[f"fft k_c={chunk}"] = (
+            "lambda/global/fft", ((position, "fft_key_chunk", lambda *_, c=chunk: c),))
+    if with_quadratic:
+        for order, first in (("lambdas first", False), ("queries first", True)):
+            variants[f"einsum {order}"] = (
+                "lambda/global/einsum",
+                ((position, "einsum_queries_first", lambda *_, f=first: f),))
+        variants["paper"] = ("paper", ())
+    variants["lambda/content"] = ("lambda/content", ())
+    variants["attention"] = ("attention", ())
+    return variants
+
+
+def compile_step(method_id, size, dim, batch, patches):
+    """(train step, input, compiled bytes, auto's kernel or None) of a bench case."""
+    from keras_lambda.bench import measure
+    from keras_lambda.bench.methods import Case, Method
+
+    method = Method.parse(method_id)
+    with contextlib.ExitStack() as stack:
+        for module, name, value in patches:
+            stack.enter_context(patched(module, name, value))
+        built, shape = measure.build(Case(method_id, size, dim, batch))
+        train_step, _, x, compiled_bytes = measure.steps(
+            built, shape, method.kind == "model", batch)
+    picked = built.position_implementation((size, size)) if method.is_auto else None
+    return train_step, x, compiled_bytes, picked
+
+
+def summarise(seconds, calls, baseline):
+    """Per name: median ms, per-round ratio of `baseline`'s time to its own."""
+    rows = {}
+    for name, times in seconds.items():
+        ratios = sorted(b / t for b, t in zip(seconds[baseline], times))
+        rows[name] = {"median_ms": 1e3 * statistics.median(times),
+                      "rounds_ms": [1e3 * t for t in times], "calls": calls[name],
+                      f"speed_vs_{baseline}": statistics.median(ratios),
+                      "spread": [ratios[0], ratios[-1]]}
+    return rows
+
+
+def race_group(title, entries, rounds, baseline, record, path):
+    """Compiles `entries` {name: (method id, size, dim, batch, patches)}, races them,
+    adds the group to `record` and writes it."""
+    from keras_lambda.bench import measure
+
+    timed, memory, picked = {}, {}, {}
+    for name, (method_id, size, dim, batch, patches) in entries.items():
+        started = time.perf_counter()
+        try:
+            train_step, x, compiled_bytes, kernel = compile_step(
+                method_id, size, dim, batch, patches)
+            measure.wait(train_step(x))
+        except Exception as error:  # noqa: BLE001 — an OOM or a failed compile is a result
+            print(f"  {title} {name}: failed: {str(error)[:300]}", flush=True)
+            memory[name] = f"failed: {str(error)[:300]}"
+            continue
+        timed[name] = (lambda step=train_step, x=x: step(x))
+        memory[name] = compiled_bytes
+        if kernel:
+            picked[name] = kernel
+        print(f"  {title} {name}: compiled in {time.perf_counter() - started:.1f} s, "
+              f"{(compiled_bytes or 0) / 2**30:.3f} GiB", flush=True)
+    seconds, calls = measure.race_rounds(timed, rounds)
+    rows = summarise(seconds, calls, baseline)
+    for name, row in rows.items():
+        row["compiled_gib"] = memory[name] / 2**30 if memory[name] else None
+        print(f"{title} {name:22s} {row['median_ms']:8.2f} ms  "
+              f"x{row[f'speed_vs_{baseline}']:.2f} vs {baseline} "
+              f"({row['spread'][0]:.2f}-{row['spread'][1]:.2f})  "
+              f"{row['compiled_gib'] or 0:.3f} GiB", flush=True)
+    failed = {name: reason for name, reason in memory.items() if name not in rows}
+    record["groups"].append({"title": title, "baseline": baseline, "rounds": rounds,
+                             "results": rows, "failed": failed, "auto_picked": picked})
+    with open(path, "w") as file:
+        json.dump(record, file, indent=1)
+
+
+def check_kernels(size):
+    """Max relative difference of each kernel's output from the einsum kernel's."""
+    import jax
+    import keras
+    import numpy as np
+
+    from keras_lambda import layers
+
+    keras.config.set_dtype_policy("float32")
+    x = keras.random.normal((2, size, size, DIM), seed=1)
+    errors = {}
+    with jax.default_matmul_precision("highest"):
+        reference = None
+        for kernel in ("einsum", "fft", "conv", "depthwise"):
+            layer = layers.LambdaLayer(DIM, key_dim=16, num_heads=4, implementation=kernel)
+            layer.build(x.shape)
+            if reference is None:
+                weights = layer.get_weights()
+                reference = np.asarray(layer(x))
+                continue
+            layer.set_weights(weights)
+            got = np.asarray(layer(x))
+            errors[kernel] = float(np.abs(got - reference).max() / np.abs(reference).max())
+    return errors
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="folder for gpu_races.json")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="small sizes: a check on a CPU")
+    parser.add_argument("--no-models", action="store_true")
+    args = parser.parse_args()
+
+    import jax
+    import keras
+
+    from keras_lambda.bench.runner import machine
+
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "gpu_races.json")
+    record = {"machine": machine(), "date": datetime.date.today().isoformat(),
+              "command": "KERAS_BACKEND=jax python " + " ".join(sys.argv),
+              "devices": [str(d) for d in jax.devices()], "groups": []}
+    print(record["machine"], flush=True)
+    record["kernel_check_32x32"] = check_kernels(8 if args.quick else 32)
+    print("kernels vs einsum, max relative difference:", record["kernel_check_32x32"], flush=True)
+    def race_layers(groups):
+        for size, policy, with_quadratic in groups:
+            keras.config.set_dtype_policy(policy)
+            entries = {name: (method_id, size, DIM, BATCH, patches) for name, (method_id, patches)
+                       in layer_variants(size, with_quadratic).items()}
+            race_group(f"{size}x{size} {policy}", entries, args.rounds, "attention", record, path)
+
+    race_layers(QUICK_LAYER_GROUPS if args.quick else LAYER_GROUPS)
+    if not args.no_models:
+        keras.config.set_dtype_policy("mixed_bfloat16")
+        batch, size = ((QUICK_MODEL_BATCH, QUICK_MODEL_SIZE) if args.quick
+                       else (MODEL_BATCH, MODEL_SIZE))
+        entries = {f"model/{name}": (f"model/{name}", size, 0, batch, ()) for name in MODELS}
+        race_group(f"models {size}px batch {batch} mixed_bfloat16", entries, args.rounds,
+                   "model/resnet50", record, path)
+        for row in record["groups"][-1]["results"].values():
+            row["images_per_s"] = batch / (row["median_ms"] / 1e3)
+        with open(path, "w") as file:
+            json.dump(record, file, indent=1)
+    race_layers(QUICK_LATE_LAYER_GROUPS if args.quick else LATE_LAYER_GROUPS)
+    print("written", path, flush=True)
+
+
+if __name__ == "__main__":
+    main()
