@@ -173,6 +173,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="small sizes: a check on a CPU")
     parser.add_argument("--no-models", action="store_true")
+    parser.add_argument("--no-float32", action="store_true", help="skip the float32 group")
     args = parser.parse_args()
 
     import jax
@@ -207,7 +208,8 @@ def main():
             row["images_per_s"] = batch / (row["median_ms"] / 1e3)
         with open(path, "w") as file:
             json.dump(record, file, indent=1)
-    race_layers(QUICK_LATE_LAYER_GROUPS if args.quick else LATE_LAYER_GROUPS)
+    if not args.no_float32:
+        race_layers(QUICK_LATE_LAYER_GROUPS if args.quick else LATE_LAYER_GROUPS)
     print("written", path, flush=True)
 
 

@@ -113,6 +113,12 @@ def _jax_steps(module, x, labels, optimizer):
     import jax
     import keras
 
+    if not isinstance(module, keras.Model):
+        # stateless_call runs `call` itself, skipping __call__'s casts of the
+        # inputs and variables to a mixed policy's compute dtype; a model runs
+        # its layers through __call__.
+        inputs = keras.Input(batch_shape=tuple(x.shape))
+        module = keras.Model(inputs, module(inputs))
     trainable = [v.value for v in module.trainable_variables]
     non_trainable = [v.value for v in module.non_trainable_variables]
     optimizer_state = [v.value for v in optimizer.variables] if optimizer is not None else []

@@ -93,11 +93,15 @@ def dense_embeddings(kernel, spatial_shape, dilation_rate=1, causal=False):
         ops.reshape(in_scope, (size, size)), ops.reshape(index, (size, size)), rows
     )
     channels = tuple(kernel.shape[rank:])  # (k, u)
+    # Gathered in float32 at least: the gradient's scatter-add in bfloat16 or
+    # float16 is a compare-and-swap loop on a GPU (benchmarks/gpu.md).
+    wide = "float64" if kernel.dtype == "float64" else "float32"
     table = ops.concatenate(
-        [ops.reshape(kernel, (rows,) + channels), ops.zeros((1,) + channels, kernel.dtype)],
+        [ops.reshape(ops.cast(kernel, wide), (rows,) + channels),
+         ops.zeros((1,) + channels, wide)],
         axis=0,
     )
-    return ops.take(table, index, axis=0)
+    return ops.cast(ops.take(table, index, axis=0), kernel.dtype)
 
 
 def einsum_position_lambdas(values, kernel, dilation_rate=1, causal=False):
