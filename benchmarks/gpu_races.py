@@ -36,7 +36,8 @@ import time
 # targets name first, float32 after the models.
 LAYER_GROUPS = ((64, "mixed_bfloat16", True), (128, "mixed_bfloat16", False))
 LATE_LAYER_GROUPS = ((64, "float32", True),)
-QUICK_LAYER_GROUPS, QUICK_LATE_LAYER_GROUPS = ((16, "mixed_bfloat16", True),), ((16, "float32", True),)
+QUICK_LAYER_GROUPS = ((16, "mixed_bfloat16", True),)
+QUICK_LATE_LAYER_GROUPS = ((16, "float32", True),)
 BATCH, DIM = 8, 128
 MODELS = ("lambda_resnet50", "resnet50")
 MODEL_BATCH, MODEL_SIZE = 64, 224

@@ -93,8 +93,8 @@ def dense_embeddings(kernel, spatial_shape, dilation_rate=1, causal=False):
         ops.reshape(in_scope, (size, size)), ops.reshape(index, (size, size)), rows
     )
     channels = tuple(kernel.shape[rank:])  # (k, u)
-    # Gathered in float32 at least: the gradient's scatter-add in bfloat16 or
-    # float16 is a compare-and-swap loop on a GPU (benchmarks/gpu.md).
+    # Gathered in float32 at least: the gradient's scatter-add sums n·m rows into
+    # the table, 6.7x slower in bfloat16 on a GPU (benchmarks/gpu.md) and inexact.
     wide = "float64" if kernel.dtype == "float64" else "float32"
     table = ops.concatenate(
         [ops.reshape(ops.cast(kernel, wide), (rows,) + channels),
