@@ -95,13 +95,14 @@ def compile_step(method_id, size, dim, batch, patches):
 
 def summarise(seconds, calls, baseline):
     """Per name: median ms, per-round ratio of `baseline`'s time to its own."""
+    from keras_lambda.bench.report import ratio_spread
+
     rows = {}
     for name, times in seconds.items():
-        ratios = sorted(b / t for b, t in zip(seconds[baseline], times))
+        speed, slowest, fastest = ratio_spread({"rounds_s": seconds}, baseline, name)
         rows[name] = {"median_ms": 1e3 * statistics.median(times),
                       "rounds_ms": [1e3 * t for t in times], "calls": calls[name],
-                      f"speed_vs_{baseline}": statistics.median(ratios),
-                      "spread": [ratios[0], ratios[-1]]}
+                      f"speed_vs_{baseline}": speed, "spread": [slowest, fastest]}
     return rows
 
 
@@ -190,6 +191,7 @@ def main():
     print(record["machine"], flush=True)
     record["kernel_check_32x32"] = check_kernels(8 if args.quick else 32)
     print("kernels vs einsum, max relative difference:", record["kernel_check_32x32"], flush=True)
+
     def race_layers(groups):
         for size, policy, with_quadratic in groups:
             keras.config.set_dtype_policy(policy)

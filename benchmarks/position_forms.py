@@ -32,7 +32,6 @@ benchmarks/profile.md has what it printed.
 import argparse
 import functools
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -92,29 +91,9 @@ def train_step(form, table, jit):
     return step
 
 
-def race(steps, rounds):
-    """{name: [seconds a step, each round]}: `steps` ({name: a call that runs one train
-    step to the end}) timed round by round in rotating order, each several times in a
-    row where one takes under 0.25 s."""
-    calls = {}
-    for name, step in steps.items():
-        step()  # warm-up: tracing, compiling
-        start = time.perf_counter()
-        step()
-        calls[name] = max(1, round(0.25 / (time.perf_counter() - start)))
-    names, seconds = list(steps), {name: [] for name in steps}
-    for index in range(rounds):
-        for name in names[index % len(names):] + names[: index % len(names)]:
-            start = time.perf_counter()
-            for _ in range(calls[name]):
-                steps[name]()
-            seconds[name].append((time.perf_counter() - start) / calls[name])
-    return seconds
-
-
 def layer_steps(size, dim):
-    """{name: a call running one train step}: the layer with either order, and the
-    pseudo-code."""
+    """{name: a call starting one train step, returning its result}: the layer with
+    either order, and the pseudo-code."""
     import keras
 
     from keras_lambda.bench import measure
@@ -127,20 +106,14 @@ def layer_steps(size, dim):
         position.QUERIES_FIRST_WEIGHTS_PER_LAMBDA[backend] = bound  # read when traced
         module, shape = measure.build(Case("lambda/global/einsum", size, dim, 8))
         train_step, _, x, _ = measure.steps(module, shape, False, 8)
-        run_step(train_step, x)  # traced now, with this order
-        steps[name] = functools.partial(run_step, train_step, x)
+        measure.wait(train_step(x))  # traced now, with this order
+        steps[name] = functools.partial(train_step, x)
     position.QUERIES_FIRST_WEIGHTS_PER_LAMBDA.clear()
     position.QUERIES_FIRST_WEIGHTS_PER_LAMBDA.update(bounds)
     module, shape = measure.build(Case("paper", size, dim, 8))
     train_step, _, x, _ = measure.steps(module, shape, False, 8)
-    steps["paper"] = functools.partial(run_step, train_step, x)
+    steps["paper"] = functools.partial(train_step, x)
     return steps
-
-
-def run_step(train_step, x):
-    import keras
-
-    keras.ops.convert_to_numpy(train_step(x))  # waits for it, as measure.wait
 
 
 def report(seconds, title):
@@ -167,10 +140,12 @@ def main():
                         help="race the whole layer's train step (any backend)")
     parser.add_argument("--dim", type=int, default=128, help="d, with --layer (default 128)")
     args = parser.parse_args()
+    from keras_lambda.bench.measure import race_rounds
+
     if args.layer:
         import keras
 
-        report(race(layer_steps(args.size, args.dim), args.rounds),
+        report(race_rounds(layer_steps(args.size, args.dim), args.rounds)[0],
                f"{args.size}x{args.size}, layer train step, b=8 d={args.dim} h=4 k=16, "
                f"{keras.backend.backend()}, {args.rounds} rounds")
         return
@@ -199,8 +174,8 @@ def main():
             assert error < 1e-5, f"{name}: gradients off by {error:.1e} of the largest"
 
     mode = "XLA-compiled" if args.jit else "TensorFlow graph"
-    report(race({name: functools.partial(run, step) for name, step in steps.items()},
-                args.rounds),
+    report(race_rounds({name: functools.partial(run, step) for name, step in steps.items()},
+                       args.rounds)[0],
            f"{args.size}x{args.size}, b={args.batch} h={args.heads} k={args.key_dim} "
            f"v={args.value_dim}, {mode}, {args.rounds} rounds")
 

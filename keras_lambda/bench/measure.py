@@ -61,10 +61,10 @@ def reset_peak_resident():
 
 
 def wait(result):
-    """Blocks until `result` (a tensor of any backend) is computed."""
+    """Blocks until `result` (a tensor of any backend, or a nest of them) is computed."""
     import keras
 
-    return keras.ops.convert_to_numpy(result)
+    return keras.tree.map_structure(keras.ops.convert_to_numpy, result)
 
 
 def median_seconds(function, argument, repeats):
