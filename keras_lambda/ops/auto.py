@@ -13,7 +13,7 @@ Each backend has its bounds (`RULES`):
    which only convolutions take.
 2. Else `einsum` while n² <= `einsum_pairs_per_fft_value`·G·v (its n² position
    pairs against the FFT's grid G times the v channels it transforms) and
-   n² <= `EINSUM_MAX_PAIRS`; `fft` beyond.
+   n² <= `einsum_max_pairs`; `fft` beyond.
 """
 
 import dataclasses
@@ -22,23 +22,25 @@ import math
 from keras_lambda.ops.position import fft_lengths
 
 SMALL_KERNEL_RATIO = 16
-EINSUM_MAX_PAIRS = 2**20
 
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
     """One backend's bounds: rule 1 up to `convolution_max_taps` (0: never) with
-    `convolution` as the u = 1 kernel; rule 2's `einsum_pairs_per_fft_value`."""
+    `convolution` as the u = 1 kernel; rule 2's `einsum_pairs_per_fft_value` and
+    `einsum_max_pairs`."""
 
     convolution_max_taps: int
     convolution: str
     einsum_pairs_per_fft_value: float
+    einsum_max_pairs: int = 2**20  # 32x32; beyond, the einsum slows faster than n²
 
 
 RULES = {
     # Depthwise up to 5x5 (7x7: the FFT ahead since #17's FFT work); the einsum ahead
-    # up to n²/(G·v) = 5, the FFT from 8.
-    "tensorflow": Rule(25, "depthwise", 6),
+    # up to n²/(G·v) = 5 and 20x20; the FFT (a transform per key channel) from 24x24
+    # and 512-sequences.
+    "tensorflow": Rule(25, "depthwise", 6, einsum_max_pairs=400**2),
     # XLA's depthwise gradient on CPU is 10-20x slower than the FFT, and the FFT beats
     # `conv` from 3x3; the einsum ahead at n²/(G·v) = 8 (1.9x), the FFT at 16.
     "jax": Rule(0, "conv", 12),
@@ -93,6 +95,7 @@ def choose_implementation(
             f"spatial_shape={tuple(spatial_shape)}, scope={scope}"
         )
     grid = math.prod(fft_lengths(spatial_shape, taps, dilation_rate))
-    if positions**2 <= min(rule.einsum_pairs_per_fft_value * grid * value_dim, EINSUM_MAX_PAIRS):
+    if positions**2 <= min(rule.einsum_pairs_per_fft_value * grid * value_dim,
+                           rule.einsum_max_pairs):
         return "einsum"
     return "fft"

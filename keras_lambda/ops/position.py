@@ -517,16 +517,19 @@ def _correlate_tensorflow(value_slots, kernel_hat, lengths, spatial):
     import tensorflow as tf
 
     kernel_hat = tf.math.conj(kernel_hat)
-    # One product per key channel, stacked: TensorFlow's complex multiply with a
-    # [b, v, 1, *F] x [k, *F] broadcast (and its gradient) is 2x slower.
-    spectrum = tf.stack(
-        [
-            tf.add_n([value * weight for value, weight in zip(value_slots, tf.unstack(key))])
-            for key in tf.unstack(kernel_hat, axis=0)
-        ],
-        axis=2,
-    )  # [b, v, k, *F]
-    return _cropped_irfft_tensorflow(spectrum, lengths, spatial)  # [b, v, k, *S]
+    # One product and one inverse transform per key channel, their cropped outputs
+    # stacked: TensorFlow's complex multiply with a [b, v, 1, *F] x [k, *F] broadcast
+    # (and its gradient) is 2x slower, and separate transforms let the executor run
+    # them side by side (1.3-1.7x the stacked spectrum's one transform, 16x16 to 64x64).
+    lambdas = [
+        _cropped_irfft_tensorflow(
+            tf.add_n([value * weight for value, weight in zip(value_slots, tf.unstack(key))]),
+            lengths,
+            spatial,
+        )  # [b, v, *S]
+        for key in tf.unstack(kernel_hat, axis=0)
+    ]
+    return tf.stack(lambdas, axis=2)  # [b, v, k, *S]
 
 
 def _cropped_irfft_tensorflow(spectrum, lengths, spatial):
