@@ -519,8 +519,9 @@ def _correlate_tensorflow(value_slots, kernel_hat, lengths, spatial):
     kernel_hat = tf.math.conj(kernel_hat)
     # One product and one inverse transform per key channel, their cropped outputs
     # stacked: TensorFlow's complex multiply with a [b, v, 1, *F] x [k, *F] broadcast
-    # (and its gradient) is 2x slower, and separate transforms let the executor run
-    # them side by side (1.3-1.7x the stacked spectrum's one transform, 16x16 to 64x64).
+    # (and its gradient) is 2x slower; separate transforms, which the executor runs side
+    # by side, and no stacked spectrum: 1.3-1.8x one transform of the stacked spectrum
+    # (benchmarks/fft_transforms.py, 16x16 to 64x64).
     lambdas = [
         _cropped_irfft_tensorflow(
             tf.add_n([value * weight for value, weight in zip(value_slots, tf.unstack(key))]),
