@@ -15,8 +15,9 @@ compiled memory analysis of each step:
   either order and the paper's pseudo-code (64x64 only: E `[n, m, k]` at 128x128 is
   4.3 G entries), the content-only layer (no position lambdas: the floor) and
   `keras.layers.MultiHeadAttention` (cuDNN's fused attention in bfloat16);
-- models in mixed bfloat16, batch 64, 224 px: LambdaResNet-50 and
-  keras.applications.ResNet50.
+- models in mixed bfloat16, batch 64, 224 px: LambdaResNet-50,
+  keras.applications.ResNet50 and LambdaResNet-50's convolutional twin (3x3
+  convolutions where its lambda layers are, the same ResNet-RS base).
 
 Before the races, every lambda kernel's output at 32x32 (float32, highest matmul
 precision) is checked against the einsum kernel's with the same weights.
@@ -40,6 +41,9 @@ QUICK_LAYER_GROUPS = ((16, "mixed_bfloat16", True),)
 QUICK_LATE_LAYER_GROUPS = ((16, "float32", True),)
 BATCH, DIM = 8, 128
 MODELS = ("lambda_resnet50", "resnet50")
+# LambdaResNet-50 with 3x3 convolutions where its lambda layers are (the same ResNet-RS
+# base): what the lambda layers do to the network, apart from the base's cost.
+TWIN = "twin"
 MODEL_BATCH, MODEL_SIZE = 64, 224
 QUICK_MODEL_BATCH, QUICK_MODEL_SIZE = 2, 64
 
@@ -78,18 +82,25 @@ def layer_variants(size, with_quadratic):
 
 
 def compile_step(method_id, size, dim, batch, patches):
-    """(train step, input, compiled bytes, auto's kernel or None) of a bench case."""
+    """(train step, input, compiled bytes, auto's kernel or None) of a bench case, or of
+    the twin (`TWIN`)."""
+    from keras_lambda import models
     from keras_lambda.bench import measure
-    from keras_lambda.bench.methods import Case, Method
+    from keras_lambda.bench.methods import MODEL_CLASSES, Case, Method
 
-    method = Method.parse(method_id)
     with contextlib.ExitStack() as stack:
         for module, name, value in patches:
             stack.enter_context(patched(module, name, value))
-        built, shape = measure.build(Case(method_id, size, dim, batch))
-        train_step, _, x, compiled_bytes = measure.steps(
-            built, shape, method.kind == "model", batch)
-    picked = built.position_implementation((size, size)) if method.is_auto else None
+        if method_id == TWIN:
+            built = models.LambdaResNet(depth=50, placement="CCCC", input_shape=(size, size, 3),
+                                        classes=MODEL_CLASSES)
+            shape, is_model, is_auto = (batch, size, size, 3), True, False
+        else:
+            method = Method.parse(method_id)
+            built, shape = measure.build(Case(method_id, size, dim, batch))
+            is_model, is_auto = method.kind == "model", method.is_auto
+        train_step, _, x, compiled_bytes = measure.steps(built, shape, is_model, batch)
+    picked = built.position_implementation((size, size)) if is_auto else None
     return train_step, x, compiled_bytes, picked
 
 
@@ -205,6 +216,7 @@ def main():
         batch, size = ((QUICK_MODEL_BATCH, QUICK_MODEL_SIZE) if args.quick
                        else (MODEL_BATCH, MODEL_SIZE))
         entries = {f"model/{name}": (f"model/{name}", size, 0, batch, ()) for name in MODELS}
+        entries[TWIN] = (TWIN, size, 0, batch, ())
         race_group(f"models {size}px batch {batch} mixed_bfloat16", entries, args.rounds,
                    "model/resnet50", record, path)
         for row in record["groups"][-1]["results"].values():
