@@ -55,21 +55,42 @@ def per_key_portable(correlate, value_slots, kernel_hat, lengths, spatial):
     )
 
 
+def operands(size, batch=8, heads=4, key_dim=16, value_dim=32):
+    """Random numpy q `[b, n, h, k]`, V `[b, *S, v, 1]` and the global table `[*r, k, 1]`."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return (rng.normal(size=(batch, size * size, heads, key_dim)).astype("float32"),
+            rng.normal(size=(batch, size, size, value_dim, 1)).astype("float32"),
+            rng.normal(size=(2 * size - 1, 2 * size - 1, key_dim, 1)).astype("float32"))
+
+
+def check_and_race(steps, rounds, title):
+    """Checks the forms' gradients equal, races them, prints the stacked form's time
+    over the per-key one's."""
+    import numpy as np
+
+    from keras_lambda.bench import measure, report
+
+    results = {name: measure.wait(step()) for name, step in steps.items()}
+    for stacked, per_key in zip(results["stacked"], results["per key"]):
+        np.testing.assert_allclose(per_key, stacked, rtol=1e-4, atol=1e-4 * np.abs(stacked).max())
+    seconds, _ = measure.race_rounds(steps, rounds)
+    middle, low, high = report.ratio_spread({"rounds_s": seconds}, "stacked", "per key")
+    print(f"{title}: stacked {statistics.median(seconds['stacked']) * 1e3:.0f} ms, per key "
+          f"{statistics.median(seconds['per key']) * 1e3:.0f} ms: {middle:.2f}x "
+          f"({low:.2f}-{high:.2f})")
+
+
 def race_jax(args):
     """The portable path's stacked correlation against `per_key_portable`, jitted
     gradients of Σ y² for q, V and T."""
     import jax
     import jax.numpy as jnp
-    import numpy as np
 
-    from keras_lambda.bench import measure, report
     from keras_lambda.ops import position
 
-    size, batch, heads, key_dim, value_dim = args.size, 8, 4, 16, 32
-    rng = np.random.default_rng(0)
-    queries = jnp.asarray(rng.normal(size=(batch, size * size, heads, key_dim)), jnp.float32)
-    values = jnp.asarray(rng.normal(size=(batch, size, size, value_dim, 1)), jnp.float32)
-    table = jnp.asarray(rng.normal(size=(2 * size - 1, 2 * size - 1, key_dim, 1)), jnp.float32)
+    queries, values, table = (jnp.asarray(array) for array in operands(args.size))
     stacked = position.PORTABLE["fft_correlate"]
 
     def train_step(correlate):
@@ -83,15 +104,10 @@ def race_jax(args):
 
     steps = {"stacked": train_step(stacked),
              "per key": train_step(functools.partial(per_key_portable, stacked))}
-    results = {name: [np.asarray(g) for g in step()] for name, step in steps.items()}
+    for step in steps.values():
+        step()  # traced now, with its form
     position.PORTABLE["fft_correlate"] = stacked
-    for whole, per_key in zip(results["stacked"], results["per key"]):
-        np.testing.assert_allclose(per_key, whole, rtol=1e-4, atol=1e-4 * np.abs(whole).max())
-    seconds, _ = measure.race_rounds(steps, args.rounds)
-    middle, low, high = report.ratio_spread({"rounds_s": seconds}, "stacked", "per key")
-    print(f"JAX {size}x{size}: stacked {statistics.median(seconds['stacked']) * 1e3:.0f} ms, "
-          f"per key {statistics.median(seconds['per key']) * 1e3:.0f} ms: {middle:.2f}x "
-          f"({low:.2f}-{high:.2f})")
+    check_and_race(steps, args.rounds, f"JAX {args.size}x{args.size}")
 
 
 def main():
@@ -103,19 +119,14 @@ def main():
     if os.environ.get("KERAS_BACKEND") == "jax":
         return race_jax(args)
 
-    import numpy as np
     import tensorflow as tf
 
     if args.inter_op:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
-    from keras_lambda.bench import measure, report
     from keras_lambda.ops import position
 
-    size, batch, heads, key_dim, value_dim = args.size, 8, 4, 16, 32
-    rng = np.random.default_rng(0)
-    queries = tf.constant(rng.normal(size=(batch, size * size, heads, key_dim)), tf.float32)
-    values = tf.constant(rng.normal(size=(batch, size, size, value_dim, 1)), tf.float32)
-    table = tf.Variable(rng.normal(size=(2 * size - 1, 2 * size - 1, key_dim, 1)), dtype=tf.float32)
+    queries, values, table = operands(args.size)
+    queries, values, table = tf.constant(queries), tf.constant(values), tf.Variable(table)
     slot = ("fft_correlate", "tensorflow")
     forms = {"stacked": stacked_correlate, "per key": position.FAST_PATHS[slot]}
 
@@ -132,15 +143,11 @@ def main():
         return functools.partial(step, queries, values)
 
     steps = {name: train_step(correlate) for name, correlate in forms.items()}
-    results = {name: [g.numpy() for g in step()] for name, step in steps.items()}
-    for stacked, per_key in zip(results["stacked"], results["per key"]):
-        np.testing.assert_allclose(per_key, stacked, rtol=1e-4, atol=1e-4 * np.abs(stacked).max())
-    seconds, _ = measure.race_rounds(steps, args.rounds)
-    middle, low, high = report.ratio_spread({"rounds_s": seconds}, "stacked", "per key")
-    print(f"{size}x{size}, inter-op threads {args.inter_op or 'default'}: stacked "
-          f"{statistics.median(seconds['stacked']) * 1e3:.0f} ms, per key "
-          f"{statistics.median(seconds['per key']) * 1e3:.0f} ms: {middle:.2f}x "
-          f"({low:.2f}-{high:.2f})")
+    for step in steps.values():
+        step()  # traced now, with its form
+    position.FAST_PATHS[slot] = forms["per key"]
+    check_and_race(steps, args.rounds, f"{args.size}x{args.size}, inter-op threads "
+                   f"{args.inter_op or 'default'}")
 
 
 if __name__ == "__main__":

@@ -84,16 +84,16 @@ def layer_variants(size, with_quadratic):
 def compile_step(method_id, size, dim, batch, patches):
     """(train step, input, compiled bytes, auto's kernel or None) of a bench case, or of
     the twin (`TWIN`)."""
-    from keras_lambda import models
+    from model_twin import build_twin  # benchmarks/, this script's folder
+
     from keras_lambda.bench import measure
-    from keras_lambda.bench.methods import MODEL_CLASSES, Case, Method
+    from keras_lambda.bench.methods import Case, Method
 
     with contextlib.ExitStack() as stack:
         for module, name, value in patches:
             stack.enter_context(patched(module, name, value))
         if method_id == TWIN:
-            built = models.LambdaResNet(depth=50, placement="CCCC", input_shape=(size, size, 3),
-                                        classes=MODEL_CLASSES)
+            built = build_twin(size)
             shape, is_model, is_auto = (batch, size, size, 3), True, False
         else:
             method = Method.parse(method_id)

@@ -23,23 +23,29 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SIZE, BATCH = 128, 16
 
 
+def build_twin(size):
+    """LambdaResNet-50's convolutional twin for `size` px images (the bench's classes)."""
+    from keras_lambda import models
+    from keras_lambda.bench.methods import MODEL_CLASSES
+
+    return models.LambdaResNet(depth=50, placement="CCCC", input_shape=(size, size, 3),
+                               classes=MODEL_CLASSES)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
 
-    from keras_lambda import models
     from keras_lambda.bench import measure, report
-    from keras_lambda.bench.methods import MODEL_CLASSES, Case
+    from keras_lambda.bench.methods import Case
 
     steps = {}
     for method in ("model/lambda_resnet50", "model/resnet50"):
         model, shape = measure.build(Case(method, SIZE, 0, BATCH))
         train_step, _, x, _ = measure.steps(model, shape, True, BATCH)
         steps[method] = functools.partial(train_step, x)
-    twin = models.LambdaResNet(depth=50, placement="CCCC", input_shape=(SIZE, SIZE, 3),
-                               classes=MODEL_CLASSES)
-    train_step, _, x, _ = measure.steps(twin, (BATCH, SIZE, SIZE, 3), True, BATCH)
+    train_step, _, x, _ = measure.steps(build_twin(SIZE), (BATCH, SIZE, SIZE, 3), True, BATCH)
     steps["twin"] = functools.partial(train_step, x)
 
     seconds, _ = measure.race_rounds(steps, args.rounds)
