@@ -1,10 +1,13 @@
 """Keras layers: the lambda layer, its shareable relative position embedding, and
-the two generic layers LambdaResNets use (stochastic depth, −inf-padded max pooling).
+the generic layers LambdaResNets use (stochastic depth, −inf-padded max pooling, 1x1
+convolutions as matmuls).
 `keras_lambda.layers.checks` holds the argument checks they share."""
 
 from keras_lambda.layers.lambda_layer import LambdaLayer
 from keras_lambda.layers.padded_max_pooling import PaddedMaxPooling2D
+from keras_lambda.layers.pointwise_conv import PointwiseConv2D
 from keras_lambda.layers.relative_position_embedding import RelativePositionEmbedding
 from keras_lambda.layers.stochastic_depth import StochasticDepth
 
-__all__ = ["LambdaLayer", "PaddedMaxPooling2D", "RelativePositionEmbedding", "StochasticDepth"]
+__all__ = ["LambdaLayer", "PaddedMaxPooling2D", "PointwiseConv2D", "RelativePositionEmbedding",
+           "StochasticDepth"]

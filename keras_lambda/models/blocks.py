@@ -6,7 +6,7 @@ every layer it creates after `name`, so `model.summary()` reads like the paper.
 
 import keras
 
-from keras_lambda.layers import LambdaLayer, PaddedMaxPooling2D, StochasticDepth
+from keras_lambda.layers import LambdaLayer, PaddedMaxPooling2D, PointwiseConv2D, StochasticDepth
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
@@ -18,14 +18,16 @@ def apply_conv_bn(
     """Conv (no bias) → BatchNorm → activation (None: none).
 
     Stride-2 convolutions pad symmetrically, (kernel − 1) // 2 on every side, as
-    ResNet-RS and timm do ('same' would pad asymmetrically).
+    ResNet-RS and timm do ('same' would pad asymmetrically). 1x1 stride-1 ones are
+    `PointwiseConv2D`s (the same weights, a matmul where that is faster).
     """
     padding = "same"
     if strides > 1:
         pad = (kernel_size - 1) // 2
         x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
         padding = "valid"
-    x = keras.layers.Conv2D(
+    conv = PointwiseConv2D if kernel_size == 1 and strides == 1 else keras.layers.Conv2D
+    x = conv(
         filters,
         kernel_size,
         strides=strides,
@@ -72,12 +74,8 @@ def apply_squeeze_excite(x, reduced_filters, activation, name):
     """Channel attention: x · sigmoid(W2 act(W1 mean_HW(x))), bottleneck `reduced_filters`."""
     filters = x.shape[-1]
     scale = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_squeeze")(x)
-    scale = keras.layers.Conv2D(
-        reduced_filters, 1, activation=activation, name=f"{name}_reduce"
-    )(scale)
-    scale = keras.layers.Conv2D(filters, 1, activation="sigmoid", name=f"{name}_expand")(
-        scale
-    )
+    scale = PointwiseConv2D(reduced_filters, activation=activation, name=f"{name}_reduce")(scale)
+    scale = PointwiseConv2D(filters, activation="sigmoid", name=f"{name}_expand")(scale)
     return keras.layers.Multiply(name=f"{name}_excite")([x, scale])
 
 

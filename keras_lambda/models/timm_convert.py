@@ -168,7 +168,7 @@ def _layer_pairs(checkpoint, layer, path):
         return _lambda_layer(checkpoint, layer, path)
     if kind == "BatchNormalization":
         return _batch_norm(checkpoint, layer, path)
-    if kind == "Conv2D":
+    if kind in ("Conv2D", "PointwiseConv2D"):
         pairs = [checkpoint.take(f"{path}.weight", layer.kernel,
                                  lambda w: w.transpose(2, 3, 1, 0), layer.name)]
         if layer.use_bias:

@@ -1,0 +1,68 @@
+"""keras_lambda.layers.PointwiseConv2D: a 1x1 convolution (a matmul on TensorFlow),
+against the same function written out in numpy."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_lambda.layers import PointwiseConv2D
+from tests.helpers import layer_gradients, numpy, random_array
+
+
+def test_values_and_gradients_match_numpy():
+    x = random_array((2, 5, 3, 6), seed=1)
+    probe = random_array((2, 5, 3, 4), seed=2)
+    layer = PointwiseConv2D(4)
+    layer.build(x.shape)
+    layer.bias.assign(random_array((4,), seed=3))
+    kernel, bias = numpy(layer.kernel)[0, 0], numpy(layer.bias)
+
+    value, (d_x, d_kernel, d_bias) = layer_gradients(
+        layer, x, probe, [layer.kernel, layer.bias])
+
+    outputs = np.einsum("bhwc,cd->bhwd", x, kernel) + bias
+    np.testing.assert_allclose(numpy(layer(x)), outputs, rtol=1e-5, atol=1e-5)
+    assert value == pytest.approx((outputs * probe).sum(), rel=1e-5)
+    np.testing.assert_allclose(d_x, np.einsum("bhwd,cd->bhwc", probe, kernel), rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_allclose(d_kernel, np.einsum("bhwc,bhwd->cd", x, probe)[None, None],
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(d_bias, probe.sum(axis=(0, 1, 2)), rtol=1e-5, atol=1e-5)
+
+
+def test_unknown_batch_and_activation_in_a_functional_model():
+    inputs = keras.Input((4, 4, 6))
+    layer = PointwiseConv2D(3, activation="relu")
+    model = keras.Model(inputs, layer(inputs))
+    x = random_array((5, 4, 4, 6), seed=4)
+    kernel, bias = numpy(layer.kernel)[0, 0], numpy(layer.bias)
+    expected = np.maximum(np.einsum("bhwc,cd->bhwd", x, kernel) + bias, 0.0)
+    np.testing.assert_allclose(model.predict(x, batch_size=2, verbose=0), expected,
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_mixed_precision_computes_in_the_policy_dtype():
+    x = random_array((2, 3, 3, 8), seed=5)
+    layer = PointwiseConv2D(4, use_bias=False, dtype="mixed_bfloat16")
+    outputs = layer(x)
+    assert keras.backend.standardize_dtype(outputs.dtype) == "bfloat16"
+    expected = np.einsum("bhwc,cd->bhwd", x, numpy(layer.kernel)[0, 0])
+    np.testing.assert_allclose(numpy(keras.ops.cast(outputs, "float32")), expected,
+                               rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("argument, value", [("kernel_size", 3), ("strides", 2),
+                                              ("dilation_rate", 2)])
+def test_anything_but_a_pointwise_convolution_is_refused(argument, value):
+    with pytest.raises(ValueError, match=f"`{argument}` must be 1"):
+        PointwiseConv2D(4, **{argument: value})
+    with pytest.raises(ValueError, match="data_format"):
+        PointwiseConv2D(4, data_format="channels_first")
+
+
+def test_config_round_trip_keeps_the_weights_shape():
+    layer = PointwiseConv2D(4, activation="sigmoid", name="expand")
+    restored = PointwiseConv2D.from_config(layer.get_config())
+    restored.build((None, 1, 1, 6))
+    assert (restored.filters, restored.name, restored.kernel.shape) == (4, "expand", (1, 1, 6, 4))
+    assert restored.activation is keras.activations.sigmoid
