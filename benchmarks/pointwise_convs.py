@@ -1,10 +1,10 @@
 """LambdaResNet-50's 1x1 convolutions as matmuls against as convolutions, raced.
 
     python benchmarks/pointwise_convs.py               # TensorFlow, CPU: batch 16, 128 px
-    python benchmarks/pointwise_convs.py --rounds 5 --layers
+    KERAS_BACKEND=jax python benchmarks/pointwise_convs.py --rounds 5 --layers
 
 The model's 1x1 stride-1 convolutions are `PointwiseConv2D`s, matmuls over the
-channels on the backends of `MATMUL_BACKENDS`. Two copies of LambdaResNet-50 are
+channels on a CPU. Two copies of LambdaResNet-50 are
 built, one with its `PointwiseConv2D`s sent back to `keras.ops.conv`, and their train
 steps (SGD) raced round by round in one process with keras.applications.ResNet50
 (`measure.race_rounds`); ratios per round: median (slowest-fastest).

@@ -1,20 +1,36 @@
 """A 1x1 convolution run as one matmul over the channels, where that is faster."""
 
+import functools
+
 import keras
 
-# Backends whose pointwise convolutions run as `[b·H·W, c_in] @ [c_in, c_out]`: TensorFlow
-# on a CPU, where Eigen's convolution gradients are slow for few positions and many
-# channels (a train step of a 1x1 convolution, batch 16: 1.1x at 32x32, 64 → 256 channels,
-# 2.9x at 4x4, 512 → 2048; benchmarks/profile.md, "LambdaResNet-50's pointwise
-# convolutions"). Elsewhere `keras.ops.conv`: not raced there.
-MATMUL_BACKENDS = ("tensorflow",)
+# On a CPU every backend's 1x1 convolution trains faster as a matmul (its train step, batch
+# 16, `python benchmarks/pointwise_convs.py --layers`: TensorFlow 1.0-2.9x, JAX 1.4-5.5x,
+# PyTorch 0.9-1.9x; LambdaResNet-50's step 1.36x, 1.73x, 1.21x; benchmarks/profile.md,
+# "LambdaResNet-50's pointwise convolutions"): their convolution gradients are slow where
+# there are few positions and many channels. On GPUs and TPUs, not raced: convolutions.
+
+
+@functools.cache
+def _default_devices_are_cpus():
+    """Whether Keras computes on CPUs (TensorFlow and JAX: their default devices)."""
+    return all(device.startswith("cpu") for device in keras.distribution.list_devices())
+
+
+def computes_on_cpu(inputs):
+    """Whether `inputs` are computed on a CPU (PyTorch: their device; Keras has no
+    device list there). False on other backends: not raced there."""
+    backend = keras.backend.backend()
+    if backend == "torch":
+        return getattr(getattr(inputs, "device", None), "type", None) == "cpu"
+    return backend in ("tensorflow", "jax") and _default_devices_are_cpus()
 
 
 @keras.saving.register_keras_serializable(package="keras_lambda")
 class PointwiseConv2D(keras.layers.Conv2D):
     """`keras.layers.Conv2D` with a 1x1 kernel and stride 1 (channels last), computed
-    as a matmul on the backends of `MATMUL_BACKENDS`: the same weights (`kernel`
-    `[1, 1, c_in, c_out]`, `bias`), the same function, a faster gradient.
+    as a matmul on a CPU: the same weights (`kernel` `[1, 1, c_in, c_out]`, `bias`),
+    the same function, a faster gradient.
 
     inputs `[b, H, W, c_in]` → `[b, H, W, filters]`.
     """
@@ -31,7 +47,7 @@ class PointwiseConv2D(keras.layers.Conv2D):
                              f"`groups` 1, got {self.data_format!r} and {self.groups}")
 
     def convolution_op(self, inputs, kernel):
-        if keras.backend.backend() not in MATMUL_BACKENDS:
+        if not computes_on_cpu(inputs):
             return super().convolution_op(inputs, kernel)
         channels_in, channels_out = kernel.shape[-2:]
         # One 2-D matmul: a 4-D operand would broadcast the kernel over b·H·W and sum

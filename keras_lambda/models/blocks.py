@@ -139,7 +139,8 @@ def apply_bottleneck_block(
             momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype, name=f"{name}_lambda_bn"
         )(y)
         y = keras.layers.Activation(activation, name=f"{name}_lambda_{activation}")(y)
-    y = apply_conv_bn(y, out_filters, 1, 1, None, zero_gamma=zero_init_residual, name=f"{name}_conv3")
+    y = apply_conv_bn(y, out_filters, 1, 1, None, zero_gamma=zero_init_residual,
+                      name=f"{name}_conv3")
     if se_ratio:
         y = apply_squeeze_excite(y, max(1, int(filters * se_ratio)), activation, f"{name}_se")
     if drop_rate:
