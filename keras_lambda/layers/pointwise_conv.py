@@ -50,8 +50,8 @@ class PointwiseConv2D(keras.layers.Conv2D):
         if not computes_on_cpu(inputs):
             return super().convolution_op(inputs, kernel)
         channels_in, channels_out = kernel.shape[-2:]
-        # One 2-D matmul: a 4-D operand would broadcast the kernel over b·H·W and sum
-        # its gradient back, several times slower than the convolution.
+        # One 2-D matmul, b·H·W rows: what the convolution computes, with a matmul's
+        # gradients.
         outputs = keras.ops.matmul(keras.ops.reshape(inputs, (-1, channels_in)),
                                    keras.ops.reshape(kernel, (channels_in, channels_out)))
         return keras.ops.reshape(outputs, keras.ops.shape(inputs)[:-1] + (channels_out,))
