@@ -16,8 +16,9 @@ compiled memory analysis of each step:
   4.3 G entries), the content-only layer (no position lambdas: the floor) and
   `keras.layers.MultiHeadAttention` (cuDNN's fused attention in bfloat16);
 - models in mixed bfloat16, batch 64, 224 px: LambdaResNet-50,
-  keras.applications.ResNet50 and LambdaResNet-50's convolutional twin (3x3
-  convolutions where its lambda layers are, the same ResNet-RS base).
+  keras.applications.ResNet50, LambdaResNet-50's convolutional twin (3x3
+  convolutions where its lambda layers are, the same ResNet-RS base) and
+  LambdaResNet-50 with its 1x1 convolutions as matmuls (what a CPU runs).
 
 Before the races, every lambda kernel's output at 32x32 (float32, highest matmul
 precision) is checked against the einsum kernel's with the same weights.
@@ -44,6 +45,9 @@ MODELS = ("lambda_resnet50", "resnet50")
 # LambdaResNet-50 with 3x3 convolutions where its lambda layers are (the same ResNet-RS
 # base): what the lambda layers do to the network, apart from the base's cost.
 TWIN = "twin"
+# LambdaResNet-50 with its 1x1 convolutions as matmuls, as on a CPU (`PointwiseConv2D`
+# runs the convolution on a GPU): whether the matmuls pay there too.
+POINTWISE_MATMULS = "model/lambda_resnet50 1x1 matmuls"
 MODEL_BATCH, MODEL_SIZE = 64, 224
 QUICK_MODEL_BATCH, QUICK_MODEL_SIZE = 2, 64
 
@@ -193,6 +197,7 @@ def main():
     import keras
 
     from keras_lambda.bench.runner import machine
+    from keras_lambda.layers import pointwise_conv
 
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "gpu_races.json")
@@ -217,6 +222,8 @@ def main():
                        else (MODEL_BATCH, MODEL_SIZE))
         entries = {f"model/{name}": (f"model/{name}", size, 0, batch, ()) for name in MODELS}
         entries[TWIN] = (TWIN, size, 0, batch, ())
+        entries[POINTWISE_MATMULS] = ("model/lambda_resnet50", size, 0, batch, (
+            (pointwise_conv, "computes_on_cpu", lambda *_: True),))
         race_group(f"models {size}px batch {batch} mixed_bfloat16", entries, args.rounds,
                    "model/resnet50", record, path)
         for row in record["groups"][-1]["results"].values():

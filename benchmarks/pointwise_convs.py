@@ -1,6 +1,7 @@
 """LambdaResNet-50's 1x1 convolutions as matmuls against as convolutions, raced.
 
     python benchmarks/pointwise_convs.py               # TensorFlow, CPU: batch 16, 128 px
+    python benchmarks/pointwise_convs.py --size 224 --rounds 5
     KERAS_BACKEND=jax python benchmarks/pointwise_convs.py --rounds 5 --layers
 
 The model's 1x1 stride-1 convolutions are `PointwiseConv2D`s, matmuls over the
@@ -67,6 +68,7 @@ def layer_races(rounds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--size", type=int, default=SIZE, help="the models' image side, px")
     parser.add_argument("--layers", action="store_true",
                         help="race single 1x1 convolutions first")
     args = parser.parse_args()
@@ -79,7 +81,7 @@ def main():
     steps = {}
     for name, method in (("matmul", "model/lambda_resnet50"), ("conv", "model/lambda_resnet50"),
                          ("resnet50", "model/resnet50")):
-        model, shape = measure.build(Case(method, SIZE, 0, BATCH))
+        model, shape = measure.build(Case(method, args.size, 0, BATCH))
         if name == "conv":
             as_convolutions(model)
         train_step, _, x, _ = measure.steps(model, shape, True, BATCH)
