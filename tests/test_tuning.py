@@ -141,10 +141,16 @@ def test_bad_search_space_names_the_entry(space, message):
 
 
 def completed_trials(project):
+    """The trials of `project` whose trial.json says COMPLETED. A running (or killed)
+    search may have made a trial's folder and not yet written its trial.json, or be
+    writing it: that trial is not completed."""
     trials = []
     for name in sorted(os.listdir(project)):
         if name.startswith("trial_"):
-            trials.append(json.loads((project / name / "trial.json").read_text()))
+            try:
+                trials.append(json.loads((project / name / "trial.json").read_text()))
+            except (FileNotFoundError, json.JSONDecodeError):
+                continue
     return [trial for trial in trials if trial["status"] == "COMPLETED"]
 
 
