@@ -3,14 +3,15 @@ channel (what `_correlate_tensorflow` does now), raced.
 
     python benchmarks/fft_transforms.py --size 32
     python benchmarks/fft_transforms.py --size 32 --inter-op 1   # one op at a time
-    KERAS_BACKEND=jax python benchmarks/fft_transforms.py --size 32  # the portable path
+    KERAS_BACKEND=jax python benchmarks/fft_transforms.py --size 32  # JAX's forms
+    KERAS_BACKEND=jax python benchmarks/fft_transforms.py --size 32 --scope 7
 
-On JAX the portable path (stacked, what JAX runs) races a per-key form written here
-(the portable correlation called once per key channel, outputs concatenated): a lead,
-not built.
+On JAX the portable path's stacked correlation races `_correlate_per_key` (the
+portable correlation once per key channel, outputs concatenated: JAX's fast path on
+a CPU).
 
-The position term `fft_position_output` (global 2-D, b = 8, h = 4, k = 16, v = 32,
-u = 1, the key chunks `fft_key_chunk` picks), its train step (gradients of Σ y² for
+The position term `fft_position_output` (2-D, global or `--scope` r (JAX only), b = 8,
+h = 4, k = 16, v = 32, u = 1, the key chunks `fft_key_chunk` picks), its train step (gradients of Σ y² for
 q, V and T) as one `tf.function` per form, the forms round by round in one process
 (`measure.race_rounds`); the results are checked equal before timing. `--inter-op 1`
 lets TensorFlow's executor run one op at a time: what is left of the gain then is
@@ -43,26 +44,16 @@ def stacked_correlate(value_slots, kernel_hat, lengths, spatial):
     return position._cropped_irfft_tensorflow(spectrum, lengths, spatial)
 
 
-def per_key_portable(correlate, value_slots, kernel_hat, lengths, spatial):
-    """`correlate` (the portable one) once per key channel, the outputs concatenated."""
-    from keras import ops
-
-    real, imag = kernel_hat
-    return ops.concatenate(
-        [correlate(value_slots, (real[key : key + 1], imag[key : key + 1]), lengths, spatial)
-         for key in range(real.shape[0])],
-        axis=2,
-    )
-
-
-def operands(size, batch=8, heads=4, key_dim=16, value_dim=32):
-    """Random numpy q `[b, n, h, k]`, V `[b, *S, v, 1]` and the global table `[*r, k, 1]`."""
+def operands(size, scope=None, batch=8, heads=4, key_dim=16, value_dim=32):
+    """Random numpy q `[b, n, h, k]`, V `[b, *S, v, 1]` and the table `[r, r, k, 1]`
+    (global: r = 2·size − 1)."""
     import numpy as np
 
+    taps = scope or 2 * size - 1
     rng = np.random.default_rng(0)
     return (rng.normal(size=(batch, size * size, heads, key_dim)).astype("float32"),
             rng.normal(size=(batch, size, size, value_dim, 1)).astype("float32"),
-            rng.normal(size=(2 * size - 1, 2 * size - 1, key_dim, 1)).astype("float32"))
+            rng.normal(size=(taps, taps, key_dim, 1)).astype("float32"))
 
 
 def check_and_race(steps, rounds, title):
@@ -83,36 +74,39 @@ def check_and_race(steps, rounds, title):
 
 
 def race_jax(args):
-    """The portable path's stacked correlation against `per_key_portable`, jitted
+    """The portable path's stacked correlation against `_correlate_per_key`, jitted
     gradients of Σ y² for q, V and T."""
     import jax
     import jax.numpy as jnp
 
     from keras_lambda.ops import position
 
-    queries, values, table = (jnp.asarray(array) for array in operands(args.size))
-    stacked = position.PORTABLE["fft_correlate"]
+    queries, values, table = (jnp.asarray(array) for array in operands(args.size, args.scope))
+    slot = ("fft_correlate", "jax")
+    fast = position.FAST_PATHS[slot]
 
     def train_step(correlate):
         def loss(queries, values, table):
-            position.PORTABLE["fft_correlate"] = correlate  # read while tracing
+            position.FAST_PATHS[slot] = correlate  # read while tracing
             outputs = position.fft_position_output(queries, values, table)
             return jnp.sum(outputs * outputs)
 
         step = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
         return functools.partial(step, queries, values, table)
 
-    steps = {"stacked": train_step(stacked),
-             "per key": train_step(functools.partial(per_key_portable, stacked))}
+    steps = {"stacked": train_step(position.PORTABLE["fft_correlate"]),
+             "per key": train_step(position._correlate_per_key)}
     for step in steps.values():
         step()  # traced now, with its form
-    position.PORTABLE["fft_correlate"] = stacked
-    check_and_race(steps, args.rounds, f"JAX {args.size}x{args.size}")
+    position.FAST_PATHS[slot] = fast
+    scope = f"r{args.scope}" if args.scope else "global"
+    check_and_race(steps, args.rounds, f"JAX {args.size}x{args.size} {scope}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--scope", type=int, default=None, help="r (JAX only); global if unset")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--inter-op", type=int, default=0, help="0: TensorFlow's default")
     args = parser.parse_args()

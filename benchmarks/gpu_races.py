@@ -11,7 +11,8 @@ compiled memory analysis of each step:
 
 - layers (b = 8, d = 128, h = 4, k = 16) at 64x64 and 128x128 in mixed bfloat16 and
   64x64 in float32: the global lambda layer (`auto`), its FFT kernel with other key
-  chunks k_c (`fft_key_chunk` fixed while the step compiles), the einsum kernel in
+  chunks k_c (`fft_key_chunk` fixed while the step compiles) and with its correlation
+  one key channel at a time (what a CPU runs), the einsum kernel in
   either order and the paper's pseudo-code (64x64 only: E `[n, m, k]` at 128x128 is
   4.3 G entries), the content-only layer (no position lambdas: the floor) and
   `keras.layers.MultiHeadAttention` (cuDNN's fused attention in bfloat16);
@@ -65,7 +66,7 @@ def patched(module, name, value):
 
 def layer_variants(size, with_quadratic):
     """{name: (bench method id, patches)}: the variants a layer group races."""
-    from keras_lambda.ops import position
+    from keras_lambda.ops import devices, position
 
     key_dim, value_dim = 16, DIM // 4
     lengths = position.fft_lengths((size, size), (2 * size - 1,) * 2)
@@ -74,6 +75,10 @@ def layer_variants(size, with_quadratic):
     for chunk in sorted({default_chunk, key_dim, 4, 1}, reverse=True):
         variants[f"fft k_c={chunk}"] = (
             "lambda/global/fft", ((position, "fft_key_chunk", lambda *_, c=chunk: c),))
+    # The correlation one key channel at a time, as on a CPU (2.0-2.6x there): whether
+    # it pays on the GPU too.
+    variants[f"fft k_c={default_chunk} per key"] = (
+        "lambda/global/fft", ((devices, "computes_on_cpu", lambda *_: True),))
     if with_quadratic:
         for order, first in (("lambdas first", False), ("queries first", True)):
             variants[f"einsum {order}"] = (

@@ -1,29 +1,14 @@
 """A 1x1 convolution run as one matmul over the channels, where that is faster."""
 
-import functools
-
 import keras
+
+from keras_lambda.ops.devices import computes_on_cpu
 
 # On a CPU every backend's 1x1 convolution trains faster as a matmul (its train step, batch
 # 16, `python benchmarks/pointwise_convs.py --layers`: TensorFlow 1.0-2.9x, JAX 1.4-5.5x,
 # PyTorch 0.9-1.9x; LambdaResNet-50's step 1.36x, 1.73x, 1.21x; benchmarks/profile.md,
 # "LambdaResNet-50's pointwise convolutions"): their convolution gradients are slow where
 # there are few positions and many channels. On GPUs and TPUs, not raced: convolutions.
-
-
-@functools.cache
-def _default_devices_are_cpus():
-    """Whether Keras computes on CPUs (TensorFlow and JAX: their default devices)."""
-    return all(device.startswith("cpu") for device in keras.distribution.list_devices())
-
-
-def computes_on_cpu(inputs):
-    """Whether `inputs` are computed on a CPU (PyTorch: their device; Keras has no
-    device list there). False on other backends: not raced there."""
-    backend = keras.backend.backend()
-    if backend == "torch":
-        return getattr(getattr(inputs, "device", None), "type", None) == "cpu"
-    return backend in ("tensorflow", "jax") and _default_devices_are_cpus()
 
 
 @keras.saving.register_keras_serializable(package="keras_lambda")

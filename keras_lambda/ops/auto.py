@@ -42,10 +42,12 @@ RULES = {
     # and 512-sequences.
     "tensorflow": Rule(25, "depthwise", 6, einsum_max_pairs=400**2),
     # XLA's depthwise gradient on CPU is 10-20x slower than the FFT, and the FFT beats
-    # `conv` from 3x3; the einsum ahead at n²/(G·v) = 8 (1.9x), the FFT at 16.
-    "jax": Rule(0, "conv", 12),
+    # `conv` from 3x3; with a transform per key channel (JAX's CPU fast path) the einsum
+    # ahead up to n²/(G·v) = 4.5 (24x24, 1.09x), the FFT from 5.3 (28x28, 1.12x).
+    "jax": Rule(0, "conv", 5),
     # Convolutions ahead of the FFT up to 7x7 (1.7x at 32x32), `conv` ahead of
-    # `depthwise` in three of four races (by 3-15%); the einsum as on JAX.
+    # `depthwise` in three of four races (by 3-15%); the einsum ahead at n²/(G·v) = 8
+    # (the stacked FFT's transforms, 1.4x), the FFT at 16.
     "torch": Rule(49, "conv", 12),
 }
 

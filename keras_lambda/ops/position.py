@@ -22,14 +22,16 @@ take and return tensors, and are written in `keras.ops` so they run on every
 Keras 3 backend (`depthwise` is `tf.nn.depthwise_conv2d` on TensorFlow). Backend
 fast paths sit in one table, `FAST_PATHS` (today: `fft`'s correlation through
 `tf.signal`'s 2-D real FFTs on complex tensors, 2x faster than the portable path
-at 64x64; the loop over key chunks as `tf.foldl` and `lax.scan`), each tested
-against the portable code.
+at 64x64; on JAX's CPU the portable correlation one key channel at a time; the loop
+over key chunks as `tf.foldl` and `lax.scan`), each tested against the portable code.
 """
 
 import math
 
 import keras
 from keras import ops
+
+from keras_lambda.ops import devices
 
 
 def spatial_shape(x, rank):
@@ -471,6 +473,29 @@ def _correlate_portable(value_slots, kernel_hat, lengths, spatial):
     return _cropped_irfftn((real, imag), lengths, spatial)
 
 
+def _correlate_per_key(value_slots, kernel_hat, lengths, spatial):
+    """`_correlate_portable` one key channel at a time, the outputs concatenated: k
+    products and inverse transforms of `[b, v, 1, *F]` spectra, where the portable
+    path transforms the stacked `[b, v, k, *F]` at once."""
+    kernel_real, kernel_imag = kernel_hat
+    return ops.concatenate(
+        [
+            _correlate_portable(value_slots, (kernel_real[key : key + 1], kernel_imag[key : key + 1]),
+                                lengths, spatial)
+            for key in range(kernel_real.shape[0])
+        ],
+        axis=2,
+    )
+
+
+def _correlate_jax(value_slots, kernel_hat, lengths, spatial):
+    """On a CPU `_correlate_per_key`: XLA's CPU transforms of the stacked spectrum are
+    2.4-2.5x slower in a train step at 32x32 and 64x64 (benchmarks/profile.md, "Per-key
+    transforms on JAX"). Elsewhere the portable path (not raced on accelerators)."""
+    correlate = _correlate_per_key if devices.computes_on_cpu() else _correlate_portable
+    return correlate(value_slots, kernel_hat, lengths, spatial)
+
+
 def _tf_transforms(lengths):
     import tensorflow as tf
 
@@ -561,6 +586,7 @@ FAST_PATHS = {
     ("fft_spectrum", "tensorflow"): _spectrum_tensorflow,
     ("fft_correlate", "tensorflow"): _correlate_tensorflow,
     ("chunk_sum", "tensorflow"): _chunk_sum_tensorflow,
+    ("fft_correlate", "jax"): _correlate_jax,
     ("chunk_sum", "jax"): _chunk_sum_scan,
 }
 PORTABLE = {

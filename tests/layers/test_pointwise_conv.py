@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from keras_lambda.layers import PointwiseConv2D
-from keras_lambda.layers.pointwise_conv import computes_on_cpu
+from keras_lambda.ops.devices import computes_on_cpu
 from tests.helpers import numpy, op_gradients, random_array
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from keras_lambda.ops import position
 from tests import reference
-from tests.helpers import numpy
+from tests.helpers import numpy, op_gradients
 
 KERNELS = sorted(position.KERNELS)
 
@@ -122,6 +122,62 @@ def test_fft_tensorflow_path_matches_portable_path_and_reference(
         scope = None if kernel_shape[0] >= 2 * values_shape[1] - 1 else kernel_shape[0]
         expected = reference_lambdas(values.numpy(), kernel.numpy(), scope, dilation, causal)
         np.testing.assert_allclose(results[False][0].numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("values_shape, kernel_shape, dilation, causal", GEOMETRIES)
+def test_fft_per_key_correlation_matches_the_stacked_one_and_reference(
+    monkeypatch, values_shape, kernel_shape, dilation, causal
+):
+    """JAX's CPU fast path (the portable correlation one key channel at a time) gives
+    the stacked correlation's lambdas and gradients; and, undilated, the numpy
+    reference's: λp from the reference E, dV = Σ E·probe, and dT by linearity in T
+    (the reference's λp for each table entry alone)."""
+    values, kernel = random(values_shape), random(kernel_shape, seed=3)
+    probe = random(values_shape[:-1] + (kernel_shape[-2],), seed=5)
+
+    def lambdas(values, kernel):
+        return position.fft_position_lambdas(values, kernel, dilation, causal, portable=True)
+
+    results = {}
+    for name, correlate in (("stacked", position._correlate_portable),
+                            ("per key", position._correlate_per_key)):
+        monkeypatch.setitem(position.PORTABLE, "fft_correlate", correlate)
+        results[name] = [numpy(lambdas(values, kernel)),
+                         *op_gradients(lambdas, [values, kernel], probe)]
+    for per_key, stacked in zip(results["per key"], results["stacked"]):
+        np.testing.assert_allclose(per_key, stacked, rtol=1e-4, atol=1e-4)
+    if dilation > 1:
+        return
+    scope = None if kernel_shape[0] >= 2 * values_shape[1] - 1 else kernel_shape[0]
+    spatial = values_shape[1:-2]
+    embeddings = reference.relative_embeddings(kernel, spatial, scope, 1, causal)
+    flat_probe = probe.reshape(values_shape[0], -1, *probe.shape[-2:])  # [b, n, v, k]
+    values_gradient = np.einsum("nmku,bnvk->bmvu", embeddings, flat_probe)
+    # Each (n, m) pair's gradient Σ_{b,v} probe·V lands on the table entry E_{n,m}
+    # reads: the reference E of a table of entry numbers (1, 2, ...; 0: none).
+    taps = kernel_shape[:-2]
+    numbers = np.arange(1, np.prod(taps) + 1, dtype="float64").reshape(taps + (1, 1))
+    entry = reference.relative_embeddings(numbers, spatial, scope, 1, causal)[..., 0, 0]
+    flat_values = values.reshape(values_shape[0], -1, *values_shape[-2:])  # [b, m, v, u]
+    pair_gradients = np.einsum("bnvk,bmvu->nmku", flat_probe, flat_values)
+    kernel_gradient = np.zeros((numbers.size + 1,) + kernel_shape[-2:])
+    np.add.at(kernel_gradient, entry.astype(int), pair_gradients)
+    expected = [reference_lambdas(values, kernel, scope, causal=causal),
+                values_gradient.reshape(values_shape), kernel_gradient[1:].reshape(kernel_shape)]
+    for per_key, reference_value in zip(results["per key"], expected):
+        np.testing.assert_allclose(per_key, reference_value, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("on_cpu", [True, False], ids=["cpu", "accelerator"])
+def test_jax_correlates_one_key_at_a_time_on_a_cpu_only(monkeypatch, on_cpu):
+    """JAX's `fft_correlate` fast path takes the per-key form where Keras computes on a
+    CPU (where it was raced) and the stacked portable one elsewhere."""
+    calls = []
+    monkeypatch.setattr(position, "_correlate_per_key", lambda *_: calls.append("per key"))
+    monkeypatch.setattr(position, "_correlate_portable", lambda *_: calls.append("stacked"))
+    monkeypatch.setattr(position.devices, "computes_on_cpu", lambda *_: on_cpu)
+    position.fast_path("fft_correlate", "jax")(None, None, (8, 8), (4, 4))
+    assert calls == ["per key" if on_cpu else "stacked"]
 
 
 @pytest.mark.parametrize(
