@@ -11,11 +11,12 @@ portable correlation once per key channel, outputs concatenated: JAX's fast path
 a CPU).
 
 The position term `fft_position_output` (2-D, global or `--scope` r (JAX only), b = 8,
-h = 4, k = 16, v = 32, u = 1, the key chunks `fft_key_chunk` picks), its train step (gradients of Σ y² for
-q, V and T) as one `tf.function` per form, the forms round by round in one process
-(`measure.race_rounds`); the results are checked equal before timing. `--inter-op 1`
-lets TensorFlow's executor run one op at a time: what is left of the gain then is
-not the two cores working side by side. benchmarks/profile.md has what it printed.
+h = 4, k = 16, v = 32, u = 1, the key chunks `fft_key_chunk` picks), its train step
+(gradients of Σ y² for q, V and T) as one `tf.function` (JAX: `jax.jit`) per form,
+the forms round by round in one process (`measure.race_rounds`); the results are
+checked equal before timing. `--inter-op 1` lets TensorFlow's executor run one op at
+a time: what is left of the gain then is not the two cores working side by side.
+benchmarks/profile.md has what it printed.
 """
 
 import argparse

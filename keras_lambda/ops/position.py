@@ -477,12 +477,12 @@ def _correlate_per_key(value_slots, kernel_hat, lengths, spatial):
     """`_correlate_portable` one key channel at a time, the outputs concatenated: k
     products and inverse transforms of `[b, v, 1, *F]` spectra, where the portable
     path transforms the stacked `[b, v, k, *F]` at once."""
-    kernel_real, kernel_imag = kernel_hat
+    real, imag = kernel_hat
     return ops.concatenate(
         [
-            _correlate_portable(value_slots, (kernel_real[key : key + 1], kernel_imag[key : key + 1]),
+            _correlate_portable(value_slots, (real[key : key + 1], imag[key : key + 1]),
                                 lengths, spatial)
-            for key in range(kernel_real.shape[0])
+            for key in range(real.shape[0])
         ],
         axis=2,
     )
