@@ -106,8 +106,8 @@ def report():
              "Train step of one LambdaLayer, b = 8, d = 128, h = 4 (v = 32), k = 16; one "
              f"process per backend, {ROUNDS} interleaved rounds, medians (min-max). `—`: more "
              f"than {HOPELESS}x the fastest on its first step, not raced (that step in "
-             "brackets). Bold: the fastest. `auto` then: its pick in the race (TensorFlow's "
-             "rule); `auto` now: `choose_implementation` for the backend today.\n"]
+             "brackets). Bold: the fastest. `auto` then: its pick in the race (the rule of "
+             "that day); `auto` now: `choose_implementation` for the backend today.\n"]
     for backend, entry in record.items():
         lines += [f"## {backend}\n", f"{entry['machine']}, {entry['date']}\n",
                   "| context | s | `auto` then | `auto` now | einsum | conv | depthwise | fft |",
