@@ -5,14 +5,15 @@ channel (what `_correlate_tensorflow` does now), raced.
     python benchmarks/fft_transforms.py --size 32 --inter-op 1   # one op at a time
     KERAS_BACKEND=jax python benchmarks/fft_transforms.py --size 32  # JAX's forms
     KERAS_BACKEND=jax python benchmarks/fft_transforms.py --size 32 --scope 7
+    KERAS_BACKEND=torch python benchmarks/fft_transforms.py --size 32
 
-On JAX the portable path's stacked correlation races `_correlate_per_key` (the
-portable correlation once per key channel, outputs concatenated: JAX's fast path on
-a CPU).
+On JAX and PyTorch the portable path's stacked correlation races `_correlate_per_key`
+(the portable correlation once per key channel, outputs concatenated: their fast path
+on a CPU).
 
-The position term `fft_position_output` (2-D, global or `--scope` r (JAX only), b = 8,
+The position term `fft_position_output` (2-D, global or `--scope` r (not on TensorFlow), b = 8,
 h = 4, k = 16, v = 32, u = 1, the key chunks `fft_key_chunk` picks), its train step
-(gradients of Σ y² for q, V and T) as one `tf.function` (JAX: `jax.jit`) per form,
+(gradients of Σ y² for q, V and T) as one `tf.function` (`jax.jit`; eager on PyTorch) per form,
 the forms round by round in one process (`measure.race_rounds`); the results are
 checked equal before timing. `--inter-op 1` lets TensorFlow's executor run one op at
 a time: what is left of the gain then is not the two cores working side by side.
@@ -74,45 +75,69 @@ def check_and_race(steps, rounds, title):
           f"({low:.2f}-{high:.2f})")
 
 
-def race_jax(args):
-    """The portable path's stacked correlation against `_correlate_per_key`, jitted
-    gradients of Σ y² for q, V and T."""
-    import jax
-    import jax.numpy as jnp
+def race_portable(args):
+    """On JAX and PyTorch: the portable path's stacked correlation against
+    `_correlate_per_key`; gradients of Σ y² for q, V and T (jitted on JAX, eager
+    autograd on PyTorch)."""
+    import keras
 
     from keras_lambda.ops import position
 
-    queries, values, table = (jnp.asarray(array) for array in operands(args.size, args.scope))
-    slot = ("fft_correlate", "jax")
-    fast = position.FAST_PATHS[slot]
+    backend = keras.backend.backend()
+    slot = ("fft_correlate", backend)
+    saved = position.FAST_PATHS.get(slot)
+    arrays = operands(args.size, args.scope)
 
-    def train_step(correlate):
-        def loss(queries, values, table):
-            position.FAST_PATHS[slot] = correlate  # read while tracing
-            outputs = position.fft_position_output(queries, values, table)
-            return jnp.sum(outputs * outputs)
+    def use(correlate):  # read while tracing (JAX), at every call (PyTorch)
+        position.FAST_PATHS[slot] = correlate
 
-        step = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
-        return functools.partial(step, queries, values, table)
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        def train_step(correlate):
+            def loss(queries, values, table):
+                use(correlate)
+                outputs = position.fft_position_output(queries, values, table)
+                return jnp.sum(outputs * outputs)
+
+            step = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
+            return functools.partial(step, *(jnp.asarray(array) for array in arrays))
+    else:
+        import torch
+
+        tensors = [torch.tensor(array, requires_grad=True) for array in arrays]
+
+        def train_step(correlate):
+            def step():
+                use(correlate)
+                outputs = position.fft_position_output(*tensors)
+                return torch.autograd.grad((outputs * outputs).sum(), tensors)
+
+            return step
 
     steps = {"stacked": train_step(position.PORTABLE["fft_correlate"]),
              "per key": train_step(position._correlate_per_key)}
     for step in steps.values():
-        step()  # traced now, with its form
-    position.FAST_PATHS[slot] = fast
+        step()  # traced now (JAX), with its form
     scope = f"r{args.scope}" if args.scope else "global"
-    check_and_race(steps, args.rounds, f"JAX {args.size}x{args.size} {scope}")
+    try:
+        check_and_race(steps, args.rounds, f"{backend} {args.size}x{args.size} {scope}")
+    finally:
+        position.FAST_PATHS.pop(slot)
+        if saved is not None:
+            position.FAST_PATHS[slot] = saved
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=32)
-    parser.add_argument("--scope", type=int, default=None, help="r (JAX only); global if unset")
+    parser.add_argument("--scope", type=int, default=None, help="r (JAX, PyTorch); global if unset")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--inter-op", type=int, default=0, help="0: TensorFlow's default")
     args = parser.parse_args()
-    if os.environ.get("KERAS_BACKEND") == "jax":
-        return race_jax(args)
+    if os.environ.get("KERAS_BACKEND") in ("jax", "torch"):
+        return race_portable(args)
 
     import tensorflow as tf
 

@@ -22,8 +22,9 @@ take and return tensors, and are written in `keras.ops` so they run on every
 Keras 3 backend (`depthwise` is `tf.nn.depthwise_conv2d` on TensorFlow). Backend
 fast paths sit in one table, `FAST_PATHS` (today: `fft`'s correlation through
 `tf.signal`'s 2-D real FFTs on complex tensors, 2x faster than the portable path
-at 64x64; on JAX's CPU the portable correlation one key channel at a time; the loop
-over key chunks as `tf.foldl` and `lax.scan`), each tested against the portable code.
+at 64x64; on JAX's and PyTorch's CPUs the portable correlation one key channel at a
+time; the loop over key chunks as `tf.foldl` and `lax.scan`), each tested against the
+portable code.
 """
 
 import math
@@ -488,11 +489,13 @@ def _correlate_per_key(value_slots, kernel_hat, lengths, spatial):
     )
 
 
-def _correlate_jax(value_slots, kernel_hat, lengths, spatial):
-    """On a CPU `_correlate_per_key`: XLA's CPU transforms of the stacked spectrum are
-    2.4-2.5x slower in a train step at 32x32 and 64x64 (benchmarks/profile.md, "Per-key
-    transforms on JAX"). Elsewhere the portable path (not raced on accelerators)."""
-    correlate = _correlate_per_key if devices.computes_on_cpu() else _correlate_portable
+def _correlate_per_key_on_cpu(value_slots, kernel_hat, lengths, spatial):
+    """JAX's and PyTorch's fast path: `_correlate_per_key` where Keras computes on a
+    CPU, where it makes the position term's train step 1.3-2.6x faster than the stacked
+    transform (global 16x16 to 64x64; benchmarks/profile.md, "Per-key transforms on JAX
+    and PyTorch"); elsewhere the portable path (not raced on accelerators)."""
+    on_cpu = devices.computes_on_cpu(value_slots[0][0])
+    correlate = _correlate_per_key if on_cpu else _correlate_portable
     return correlate(value_slots, kernel_hat, lengths, spatial)
 
 
@@ -586,7 +589,8 @@ FAST_PATHS = {
     ("fft_spectrum", "tensorflow"): _spectrum_tensorflow,
     ("fft_correlate", "tensorflow"): _correlate_tensorflow,
     ("chunk_sum", "tensorflow"): _chunk_sum_tensorflow,
-    ("fft_correlate", "jax"): _correlate_jax,
+    ("fft_correlate", "jax"): _correlate_per_key_on_cpu,
+    ("fft_correlate", "torch"): _correlate_per_key_on_cpu,
     ("chunk_sum", "jax"): _chunk_sum_scan,
 }
 PORTABLE = {

@@ -168,16 +168,22 @@ def test_fft_per_key_correlation_matches_the_stacked_one_and_reference(
         np.testing.assert_allclose(per_key, reference_value, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("backend", ["jax", "torch"])
 @pytest.mark.parametrize("on_cpu", [True, False], ids=["cpu", "accelerator"])
-def test_jax_correlates_one_key_at_a_time_on_a_cpu_only(monkeypatch, on_cpu):
-    """JAX's `fft_correlate` fast path takes the per-key form where Keras computes on a
-    CPU (where it was raced) and the stacked portable one elsewhere."""
-    calls = []
+def test_jax_and_torch_correlate_one_key_at_a_time_on_a_cpu_only(monkeypatch, backend,
+                                                                  on_cpu):
+    """JAX's and PyTorch's `fft_correlate` fast path takes the per-key form where Keras
+    computes the values' spectrum on a CPU (where it was raced), the stacked portable
+    one elsewhere."""
+    calls, asked = [], []
     monkeypatch.setattr(position, "_correlate_per_key", lambda *_: calls.append("per key"))
     monkeypatch.setattr(position, "_correlate_portable", lambda *_: calls.append("stacked"))
-    monkeypatch.setattr(position.devices, "computes_on_cpu", lambda *_: on_cpu)
-    position.fast_path("fft_correlate", "jax")(None, None, (8, 8), (4, 4))
+    monkeypatch.setattr(position.devices, "computes_on_cpu",
+                        lambda tensor: asked.append(tensor) or on_cpu)
+    value_slots = [("real part", "imaginary part")]
+    position.fast_path("fft_correlate", backend)(value_slots, None, (8, 8), (4, 4))
     assert calls == ["per key" if on_cpu else "stacked"]
+    assert asked == ["real part"]
 
 
 @pytest.mark.parametrize(
