@@ -42,13 +42,13 @@ RULES = {
     # and 512-sequences.
     "tensorflow": Rule(25, "depthwise", 6, einsum_max_pairs=400**2),
     # XLA's depthwise gradient on CPU is 10-20x slower than the FFT, and the FFT beats
-    # `conv` from 3x3; with a transform per key channel (JAX's CPU fast path) the einsum
+    # `conv` from 3x3 (2x); with a transform per key channel (JAX's CPU fast path) the einsum
     # ahead up to n²/(G·v) = 4.5 (24x24, 1.09x), the FFT from 5.3 (28x28, 1.12x).
     "jax": Rule(0, "conv", 5),
-    # Convolutions ahead of the FFT up to 7x7 (1.7x at 32x32), `conv` ahead of
-    # `depthwise` in three of four races (by 3-15%); the einsum ahead at n²/(G·v) = 8
-    # (the stacked FFT's transforms, 1.4x), the FFT at 16.
-    "torch": Rule(49, "conv", 12),
+    # Convolutions ahead of the FFT up to 7x7 (1.5-1.7x at 32x32 and 64x64), `conv` ahead of
+    # `depthwise` (by 10-70%); with a transform per key channel (PyTorch's CPU fast path)
+    # the einsum ahead up to n²/(G·v) = 5.3 (28x28, 1.21x), the FFT from 8 (32x32, 1.5x).
+    "torch": Rule(49, "conv", 6),
 }
 
 
