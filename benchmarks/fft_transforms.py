@@ -8,8 +8,9 @@ channel (what `_correlate_tensorflow` does now), raced.
     KERAS_BACKEND=torch python benchmarks/fft_transforms.py --size 32
 
 On JAX and PyTorch the portable path's stacked correlation races `_correlate_per_key`
-(the portable correlation once per key channel, outputs concatenated: their fast path
-on a CPU).
+(the portable correlation once per key channel, outputs concatenated: JAX's fast path on
+a CPU); on PyTorch also torch.fft's n-D transforms on complex tensors, the key channels
+stacked and one at a time (`_spectrum_torch`, `_correlate_torch`: its fast path on a CPU).
 
 The position term `fft_position_output` (2-D, global or `--scope` r (not on TensorFlow), b = 8,
 h = 4, k = 16, v = 32, u = 1, the key chunks `fft_key_chunk` picks), its train step
@@ -59,45 +60,67 @@ def operands(size, scope=None, batch=8, heads=4, key_dim=16, value_dim=32):
 
 
 def check_and_race(steps, rounds, title):
-    """Checks the forms' gradients equal, races them, prints the stacked form's time
-    over the per-key one's."""
+    """Checks every form's gradients equal the stacked form's, races them, prints each
+    form's time and the stacked form's time over it."""
     import numpy as np
 
     from keras_lambda.bench import measure, report
 
     results = {name: measure.wait(step()) for name, step in steps.items()}
-    for stacked, per_key in zip(results["stacked"], results["per key"]):
-        np.testing.assert_allclose(per_key, stacked, rtol=1e-4, atol=1e-4 * np.abs(stacked).max())
+    for name, gradients in results.items():
+        for stacked, other in zip(results["stacked"], gradients):
+            np.testing.assert_allclose(other, stacked, rtol=1e-4,
+                                       atol=1e-4 * np.abs(stacked).max())
     seconds, _ = measure.race_rounds(steps, rounds)
-    middle, low, high = report.ratio_spread({"rounds_s": seconds}, "stacked", "per key")
-    print(f"{title}: stacked {statistics.median(seconds['stacked']) * 1e3:.0f} ms, per key "
-          f"{statistics.median(seconds['per key']) * 1e3:.0f} ms: {middle:.2f}x "
-          f"({low:.2f}-{high:.2f})")
+    parts = [f"stacked {statistics.median(seconds['stacked']) * 1e3:.0f} ms"]
+    for name in list(steps)[1:]:
+        middle, low, high = report.ratio_spread({"rounds_s": seconds}, "stacked", name)
+        parts.append(f"{name} {statistics.median(seconds[name]) * 1e3:.0f} ms: {middle:.2f}x "
+                     f"({low:.2f}-{high:.2f})")
+    print(f"{title}: " + ", ".join(parts))
+
+
+def stacked_torch(value_slots, kernel_hat, lengths, spatial):
+    """PyTorch's complex correlation (`_correlate_torch`) with the key channels'
+    products stacked `[b, v, k, *F]` and one inverse transform of them all."""
+    import torch
+
+    from keras_lambda.ops import position
+
+    axes = tuple(range(-len(lengths), 0))
+    kernel_hat = kernel_hat.conj()
+    spectrum = sum(value[:, :, None] * kernel_hat[None, None, :, slot]
+                   for slot, value in enumerate(value_slots))
+    return position._crop(torch.fft.irfftn(spectrum, s=lengths, dim=axes), spatial)
 
 
 def race_portable(args):
     """On JAX and PyTorch: the portable path's stacked correlation against
-    `_correlate_per_key`; gradients of Σ y² for q, V and T (jitted on JAX, eager
-    autograd on PyTorch)."""
+    `_correlate_per_key`, and on PyTorch its torch.fft forms (complex spectra, the key
+    channels stacked and one at a time); gradients of Σ y² for q, V and T (jitted on
+    JAX, eager autograd on PyTorch)."""
     import keras
 
     from keras_lambda.ops import position
 
     backend = keras.backend.backend()
-    slot = ("fft_correlate", backend)
-    saved = position.FAST_PATHS.get(slot)
+    slots = (("fft_spectrum", backend), ("fft_correlate", backend))
+    saved = {slot: position.FAST_PATHS.get(slot) for slot in slots}
+    portable = position.PORTABLE["fft_spectrum"]
+    forms = {"stacked": (portable, position.PORTABLE["fft_correlate"]),
+             "per key": (portable, position._correlate_per_key)}
     arrays = operands(args.size, args.scope)
 
-    def use(correlate):  # read while tracing (JAX), at every call (PyTorch)
-        position.FAST_PATHS[slot] = correlate
+    def use(form):  # read while tracing (JAX), at every call (PyTorch)
+        position.FAST_PATHS.update(zip(slots, form))
 
     if backend == "jax":
         import jax
         import jax.numpy as jnp
 
-        def train_step(correlate):
+        def train_step(form):
             def loss(queries, values, table):
-                use(correlate)
+                use(form)
                 outputs = position.fft_position_output(queries, values, table)
                 return jnp.sum(outputs * outputs)
 
@@ -106,27 +129,29 @@ def race_portable(args):
     else:
         import torch
 
+        forms["torch.fft stacked"] = (position._spectrum_torch, stacked_torch)
+        forms["torch.fft per key"] = (position._spectrum_torch, position._correlate_torch)
         tensors = [torch.tensor(array, requires_grad=True) for array in arrays]
 
-        def train_step(correlate):
+        def train_step(form):
             def step():
-                use(correlate)
+                use(form)
                 outputs = position.fft_position_output(*tensors)
                 return torch.autograd.grad((outputs * outputs).sum(), tensors)
 
             return step
 
-    steps = {"stacked": train_step(position.PORTABLE["fft_correlate"]),
-             "per key": train_step(position._correlate_per_key)}
+    steps = {name: train_step(form) for name, form in forms.items()}
     for step in steps.values():
         step()  # traced now (JAX), with its form
     scope = f"r{args.scope}" if args.scope else "global"
     try:
         check_and_race(steps, args.rounds, f"{backend} {args.size}x{args.size} {scope}")
     finally:
-        position.FAST_PATHS.pop(slot)
-        if saved is not None:
-            position.FAST_PATHS[slot] = saved
+        for slot, function in saved.items():
+            position.FAST_PATHS.pop(slot, None)
+            if function is not None:
+                position.FAST_PATHS[slot] = function
 
 
 def main():

@@ -499,6 +499,34 @@ def _correlate_per_key_on_cpu(value_slots, kernel_hat, lengths, spatial):
     return correlate(value_slots, kernel_hat, lengths, spatial)
 
 
+def _spectrum_torch(x, lengths):
+    """On a CPU, `_spectrum_portable` as one complex tensor `[..., L_h, F_w]` (torch.fft's
+    n-D real FFT, one call, where keras.ops chains 1-D transforms with transposes and
+    carries (real, imag) pairs); elsewhere the portable path (not raced on accelerators)."""
+    if not devices.computes_on_cpu(x):
+        return _spectrum_portable(x, lengths)
+    import torch
+
+    return torch.fft.rfftn(x, s=lengths, dim=tuple(range(-len(lengths), 0)))
+
+
+def _correlate_torch(value_slots, kernel_hat, lengths, spatial):
+    """`_correlate_portable` on complex spectra (`_spectrum_torch`), one product and
+    inverse transform per key channel; on (real, imag) pairs (an accelerator's
+    spectra), the portable path."""
+    if isinstance(kernel_hat, tuple):
+        return _correlate_portable(value_slots, kernel_hat, lengths, spatial)
+    import torch
+
+    axes = tuple(range(-len(lengths), 0))
+    lambdas = [
+        _crop(torch.fft.irfftn(sum(value * weight for value, weight in zip(value_slots, key)),
+                               s=lengths, dim=axes), spatial)  # [b, v, *S]
+        for key in kernel_hat.conj().unbind(0)
+    ]
+    return torch.stack(lambdas, dim=2)  # [b, v, k, *S]
+
+
 def _tf_transforms(lengths):
     import tensorflow as tf
 
@@ -590,7 +618,8 @@ FAST_PATHS = {
     ("fft_correlate", "tensorflow"): _correlate_tensorflow,
     ("chunk_sum", "tensorflow"): _chunk_sum_tensorflow,
     ("fft_correlate", "jax"): _correlate_per_key_on_cpu,
-    ("fft_correlate", "torch"): _correlate_per_key_on_cpu,
+    ("fft_spectrum", "torch"): _spectrum_torch,
+    ("fft_correlate", "torch"): _correlate_torch,
     ("chunk_sum", "jax"): _chunk_sum_scan,
 }
 PORTABLE = {

@@ -99,29 +99,29 @@ def test_causal_sequence_sees_only_the_past(kernel_name, size):
 
 
 @pytest.mark.parametrize("values_shape, kernel_shape, dilation, causal", GEOMETRIES)
-@pytest.mark.tensorflow_only
-def test_fft_tensorflow_path_matches_portable_path_and_reference(
+def test_fft_fast_path_matches_portable_path_and_reference(
     values_shape, kernel_shape, dilation, causal
 ):
-    """The tf.signal fast path and the keras.ops path agree, values and gradients."""
-    import tensorflow as tf
-
-    values = tf.constant(random(values_shape))
-    kernel = tf.constant(random(kernel_shape, seed=3))
-    weights = tf.constant(random(values_shape[:-1] + (kernel_shape[-2],), seed=5))
+    """The backend's fast path (TensorFlow: tf.signal; PyTorch: torch.fft on complex
+    tensors; JAX: the portable correlation per key) and the keras.ops path agree,
+    values and gradients; undilated, the values match the numpy reference."""
+    values = random(values_shape)
+    kernel = random(kernel_shape, seed=3)
+    probe = random(values_shape[:-1] + (kernel_shape[-2],), seed=5)
     results = {}
     for portable in (False, True):
-        with tf.GradientTape() as tape:
-            tape.watch([values, kernel])
-            lambdas = position.fft_position_lambdas(values, kernel, dilation, causal, portable)
-            loss = tf.reduce_sum(lambdas * weights)
-        results[portable] = [lambdas, *tape.gradient(loss, [values, kernel])]
+
+        def lambdas(values, kernel, portable=portable):
+            return position.fft_position_lambdas(values, kernel, dilation, causal, portable)
+
+        results[portable] = [numpy(lambdas(values, kernel)),
+                             *op_gradients(lambdas, [values, kernel], probe)]
     for fast, portable in zip(results[False], results[True]):
-        np.testing.assert_allclose(fast.numpy(), portable.numpy(), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(fast, portable, rtol=1e-4, atol=1e-4)
     if dilation == 1:
         scope = None if kernel_shape[0] >= 2 * values_shape[1] - 1 else kernel_shape[0]
-        expected = reference_lambdas(values.numpy(), kernel.numpy(), scope, dilation, causal)
-        np.testing.assert_allclose(results[False][0].numpy(), expected, rtol=1e-4, atol=1e-4)
+        expected = reference_lambdas(values, kernel, scope, dilation, causal)
+        np.testing.assert_allclose(results[False][0], expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("values_shape, kernel_shape, dilation, causal", GEOMETRIES)
@@ -168,22 +168,33 @@ def test_fft_per_key_correlation_matches_the_stacked_one_and_reference(
         np.testing.assert_allclose(per_key, reference_value, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch"])
 @pytest.mark.parametrize("on_cpu", [True, False], ids=["cpu", "accelerator"])
-def test_jax_and_torch_correlate_one_key_at_a_time_on_a_cpu_only(monkeypatch, backend,
-                                                                  on_cpu):
-    """JAX's and PyTorch's `fft_correlate` fast path takes the per-key form where Keras
-    computes the values' spectrum on a CPU (where it was raced), the stacked portable
-    one elsewhere."""
+def test_jax_correlates_one_key_at_a_time_on_a_cpu_only(monkeypatch, on_cpu):
+    """JAX's `fft_correlate` fast path takes the per-key form where Keras computes the
+    values' spectrum on a CPU (where it was raced), the stacked portable one elsewhere."""
     calls, asked = [], []
     monkeypatch.setattr(position, "_correlate_per_key", lambda *_: calls.append("per key"))
     monkeypatch.setattr(position, "_correlate_portable", lambda *_: calls.append("stacked"))
     monkeypatch.setattr(position.devices, "computes_on_cpu",
                         lambda tensor: asked.append(tensor) or on_cpu)
     value_slots = [("real part", "imaginary part")]
-    position.fast_path("fft_correlate", backend)(value_slots, None, (8, 8), (4, 4))
+    position.fast_path("fft_correlate", "jax")(value_slots, None, (8, 8), (4, 4))
     assert calls == ["per key" if on_cpu else "stacked"]
     assert asked == ["real part"]
+
+
+def test_torch_keeps_the_portable_fft_off_a_cpu(monkeypatch):
+    """PyTorch's fast paths (torch.fft on complex tensors) run where Keras computes on a
+    CPU; elsewhere its spectrum is the portable (real, imag) pair, which its correlation
+    hands to the portable correlation."""
+    calls = []
+    monkeypatch.setattr(position.devices, "computes_on_cpu", lambda tensor: False)
+    monkeypatch.setattr(position, "_spectrum_portable", lambda x, lengths: ("real", "imag"))
+    monkeypatch.setattr(position, "_correlate_portable", lambda *_: calls.append("portable"))
+    spectrum = position.fast_path("fft_spectrum", "torch")(None, (8, 8))
+    assert spectrum == ("real", "imag")
+    position.fast_path("fft_correlate", "torch")([spectrum], spectrum, (8, 8), (4, 4))
+    assert calls == ["portable"]
 
 
 @pytest.mark.parametrize(
@@ -206,9 +217,8 @@ def test_fft_position_output_matches_reference_in_every_chunking(
     queries = random((values_shape[0], positions, 3, kernel_shape[-2]), seed=4)
     scope = None if kernel_shape[0] >= 2 * values_shape[1] - 1 else kernel_shape[0]
     lambdas = reference_lambdas(values, kernel, scope, causal=causal)
-    expected = np.einsum(
-        "bnhk,bnvk->bnhv", queries, lambdas.reshape(values_shape[0], positions, -1, kernel_shape[-2])
-    )
+    expected = np.einsum("bnhk,bnvk->bnhv", queries,
+                         lambdas.reshape(values_shape[0], positions, -1, kernel_shape[-2]))
     outputs = position.fft_position_output(queries, values, kernel, causal=causal,
                                            key_chunk=key_chunk)
     np.testing.assert_allclose(numpy(outputs), expected, rtol=1e-4, atol=1e-4)
