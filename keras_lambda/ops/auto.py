@@ -45,10 +45,11 @@ RULES = {
     # `conv` from 3x3 (2x); with a transform per key channel (JAX's CPU fast path) the einsum
     # ahead up to n²/(G·v) = 4.5 (24x24, 1.09x), the FFT from 5.3 (28x28, 1.12x).
     "jax": Rule(0, "conv", 5),
-    # Convolutions ahead of the FFT up to 7x7 (1.5-1.7x at 32x32 and 64x64), `conv` ahead of
-    # `depthwise` (by 10-70%); with a transform per key channel (PyTorch's CPU fast path)
-    # the einsum ahead up to n²/(G·v) = 5.3 (28x28, 1.21x), the FFT from 8 (32x32, 1.5x).
-    "torch": Rule(49, "conv", 6),
+    # Convolutions ahead of the FFT up to 7x7 (1.15-1.7x at 32x32 and 64x64), `conv` ahead
+    # of `depthwise` (by 30-50%); with torch.fft on complex spectra, one inverse transform
+    # per key channel (PyTorch's CPU fast path), the einsum ahead at n²/(G·v) = 2 (16x16,
+    # 1.46x), a tie at 3.1 (20x20), the FFT from 4 (32x32 at d = 256, 1.5x).
+    "torch": Rule(49, "conv", 3.5),
 }
 
 
