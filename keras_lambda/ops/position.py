@@ -22,9 +22,9 @@ take and return tensors, and are written in `keras.ops` so they run on every
 Keras 3 backend (`depthwise` is `tf.nn.depthwise_conv2d` on TensorFlow). Backend
 fast paths sit in one table, `FAST_PATHS` (today: `fft`'s correlation through
 `tf.signal`'s 2-D real FFTs on complex tensors, 2x faster than the portable path
-at 64x64; on JAX's and PyTorch's CPUs the portable correlation one key channel at a
-time; the loop over key chunks as `tf.foldl` and `lax.scan`), each tested against the
-portable code.
+at 64x64; on PyTorch's CPU the same through torch.fft; on JAX's CPU the portable
+correlation one key channel at a time; the loop over key chunks as `tf.foldl` and
+`lax.scan`), each tested against the portable code.
 """
 
 import math
@@ -490,10 +490,10 @@ def _correlate_per_key(value_slots, kernel_hat, lengths, spatial):
 
 
 def _correlate_per_key_on_cpu(value_slots, kernel_hat, lengths, spatial):
-    """JAX's and PyTorch's fast path: `_correlate_per_key` where Keras computes on a
-    CPU, where it makes the position term's train step 1.3-2.6x faster than the stacked
-    transform (global 16x16 to 64x64; benchmarks/profile.md, "Per-key transforms on JAX
-    and PyTorch"); elsewhere the portable path (not raced on accelerators)."""
+    """JAX's fast path: `_correlate_per_key` where Keras computes on a CPU, where it
+    makes the position term's train step 1.8-2.6x faster than the stacked transform
+    (global 16x16 to 64x64; benchmarks/profile.md, "Per-key transforms on JAX and
+    PyTorch"); elsewhere the portable path (not raced on accelerators)."""
     on_cpu = devices.computes_on_cpu(value_slots[0][0])
     correlate = _correlate_per_key if on_cpu else _correlate_portable
     return correlate(value_slots, kernel_hat, lengths, spatial)
@@ -512,8 +512,10 @@ def _spectrum_torch(x, lengths):
 
 def _correlate_torch(value_slots, kernel_hat, lengths, spatial):
     """`_correlate_portable` on complex spectra (`_spectrum_torch`), one product and
-    inverse transform per key channel; on (real, imag) pairs (an accelerator's
-    spectra), the portable path."""
+    inverse transform per key channel: 3.3-4.7x the portable path's train step at global
+    16x16 to 64x64 on a CPU, 1.6-2.1x the portable path per key (benchmarks/profile.md,
+    "Per-key transforms on JAX and PyTorch"). On (real, imag) pairs (an accelerator's
+    spectra) the portable path."""
     if isinstance(kernel_hat, tuple):
         return _correlate_portable(value_slots, kernel_hat, lengths, spatial)
     import torch
@@ -617,6 +619,7 @@ FAST_PATHS = {
     ("fft_spectrum", "tensorflow"): _spectrum_tensorflow,
     ("fft_correlate", "tensorflow"): _correlate_tensorflow,
     ("chunk_sum", "tensorflow"): _chunk_sum_tensorflow,
+    # On a CPU (where they were raced): 1.8-2.6x and 3.3-4.7x the portable path
     ("fft_correlate", "jax"): _correlate_per_key_on_cpu,
     ("fft_spectrum", "torch"): _spectrum_torch,
     ("fft_correlate", "torch"): _correlate_torch,
