@@ -128,9 +128,9 @@ def test_fft_fast_path_matches_portable_path_and_reference(
 def test_fft_per_key_correlation_matches_the_stacked_one_and_reference(
     monkeypatch, values_shape, kernel_shape, dilation, causal
 ):
-    """JAX's and PyTorch's CPU fast path (the portable correlation one key channel at
-    a time) gives the stacked correlation's lambdas and gradients; and, undilated, the
-    numpy reference's: λp from the reference E, dV = Σ_n E·probe, and dT the sum of
+    """JAX's CPU fast path (the portable correlation one key channel at a time) gives
+    the stacked correlation's lambdas and gradients; and, undilated, the numpy
+    reference's: λp from the reference E, dV = Σ_n E·probe, and dT the sum of
     each (n, m) pair's Σ probe·V over the pairs that read each table entry."""
     values, kernel = random(values_shape), random(kernel_shape, seed=3)
     probe = random(values_shape[:-1] + (kernel_shape[-2],), seed=5)
