@@ -12,9 +12,9 @@ def _default_devices_are_cpus():
     return all(device.startswith("cpu") for device in keras.distribution.list_devices())
 
 
-def computes_on_cpu(inputs=None):
-    """Whether `inputs` are computed on a CPU (PyTorch: their device, None: not on a
-    CPU; Keras has no device list there). False on other backends: not raced there."""
+def computes_on_cpu(inputs):
+    """Whether `inputs` are computed on a CPU (PyTorch: their device; Keras has no
+    device list there). False on other backends: not raced there."""
     backend = keras.backend.backend()
     if backend == "torch":
         return getattr(getattr(inputs, "device", None), "type", None) == "cpu"
