@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_lambda.layers import checks
+from keras_lambda.layers.fused_batch_norm import FusedBatchNormalization
 from keras_lambda.layers.relative_position_embedding import RelativePositionEmbedding
 from keras_lambda.ops import auto
 from keras_lambda.ops import content as content_ops
@@ -247,7 +248,7 @@ class LambdaLayer(keras.layers.Layer):
             )
 
     def _batch_norm(self, name, shape):
-        norm = keras.layers.BatchNormalization(
+        norm = FusedBatchNormalization(
             momentum=self.norm_momentum,
             epsilon=self.norm_epsilon,
             dtype=self.dtype_policy,

@@ -6,7 +6,13 @@ every layer it creates after `name`, so `model.summary()` reads like the paper.
 
 import keras
 
-from keras_lambda.layers import LambdaLayer, PaddedMaxPooling2D, PointwiseConv2D, StochasticDepth
+from keras_lambda.layers import (
+    FusedBatchNormalization,
+    LambdaLayer,
+    PaddedMaxPooling2D,
+    PointwiseConv2D,
+    StochasticDepth,
+)
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
@@ -15,7 +21,7 @@ BN_EPSILON = 1e-5
 def apply_conv_bn(
     x, filters, kernel_size, strides=1, activation="relu", zero_gamma=False, name=None
 ):
-    """Conv (no bias) → BatchNorm → activation (None: none).
+    """Conv (no bias) → BatchNorm (`FusedBatchNormalization`) → activation (None: none).
 
     Stride-2 convolutions pad symmetrically, (kernel − 1) // 2 on every side, as
     ResNet-RS and timm do ('same' would pad asymmetrically). 1x1 stride-1 ones are
@@ -36,7 +42,7 @@ def apply_conv_bn(
         kernel_initializer="he_normal",
         name=f"{name}_conv",
     )(x)
-    x = keras.layers.BatchNormalization(
+    x = FusedBatchNormalization(
         momentum=BN_MOMENTUM,
         epsilon=BN_EPSILON,
         gamma_initializer="zeros" if zero_gamma else "ones",
@@ -135,7 +141,7 @@ def apply_bottleneck_block(
             y = keras.layers.AveragePooling2D(
                 lambda_pool_size, stride, padding="same", dtype=dtype, name=f"{name}_lambda_pool"
             )(y)
-        y = keras.layers.BatchNormalization(
+        y = FusedBatchNormalization(
             momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype, name=f"{name}_lambda_bn"
         )(y)
         y = keras.layers.Activation(activation, name=f"{name}_lambda_{activation}")(y)

@@ -166,7 +166,7 @@ def _layer_pairs(checkpoint, layer, path):
     kind = type(layer).__name__
     if kind == "LambdaLayer":
         return _lambda_layer(checkpoint, layer, path)
-    if kind == "BatchNormalization":
+    if kind in ("BatchNormalization", "FusedBatchNormalization"):
         return _batch_norm(checkpoint, layer, path)
     if kind in ("Conv2D", "PointwiseConv2D"):
         pairs = [checkpoint.take(f"{path}.weight", layer.kernel,
