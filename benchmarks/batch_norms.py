@@ -1,15 +1,17 @@
-"""Batch norms fused into one kernel against Keras's, raced (TensorFlow, CPU).
+"""Batch norms fused into one kernel against Keras's, raced (TensorFlow or PyTorch, CPU).
 
     python benchmarks/batch_norms.py --layers            # batch 16, 128 px
-    python benchmarks/batch_norms.py --size 224 --rounds 5
+    python benchmarks/batch_norms.py --size 224 --rounds 7
+    KERAS_BACKEND=torch python benchmarks/batch_norms.py --layers --rounds 5
 
-LambdaResNets' batch norms are `FusedBatchNormalization`s: on TensorFlow on a CPU their
-training step is one `FusedBatchNormV3`. Four train steps (SGD, batch 16) are raced
-round by round in one process (`measure.race_rounds`): LambdaResNet-50 as built, a copy
-with Keras's batch norms, keras.applications.ResNet50 as Keras builds it, and a copy of
-it with fused batch norms (what ResNet50 would gain from the same change); ratios per
-round: median (slowest-fastest). `--layers` first races a single batch norm's train step
-(the bench's loss, gradients of input, scale and offset) both ways at ResNet-50's shapes.
+LambdaResNets' batch norms are `FusedBatchNormalization`s: on a CPU their training step
+is one kernel (TensorFlow: `FusedBatchNormV3`, PyTorch: `torch.native_batch_norm`). Four
+train steps (SGD, batch 16) are raced round by round in one process
+(`measure.race_rounds`): LambdaResNet-50 as built, a copy with Keras's batch norms,
+keras.applications.ResNet50 as Keras builds it, and a copy of it with fused batch norms
+(what ResNet50 would gain from the same change); ratios per round: median
+(slowest-fastest). `--layers` first races a single batch norm's train step (the bench's
+loss, gradients of input, scale and offset) both ways at ResNet-50's shapes.
 benchmarks/profile.md has what it printed.
 """
 
