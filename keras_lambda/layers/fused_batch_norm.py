@@ -8,8 +8,9 @@ from keras_lambda.ops.normalization import fused_batch_norm_training, fuses_batc
 @keras.saving.register_keras_serializable(package="keras_lambda")
 class FusedBatchNormalization(keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization` whose training step over channels-last
-    `[b, H, W, c]` runs as one kernel on TensorFlow on a CPU (`FusedBatchNormV3`,
-    1.5-2.9x faster there): the same weights, outputs, gradients and moving averages.
+    `[b, H, W, c]` runs as one kernel where Keras computes on a CPU (TensorFlow's
+    `FusedBatchNormV3`, PyTorch's `torch.native_batch_norm`; 1.5-2.9x faster there):
+    the same weights, outputs, gradients and moving averages.
 
     Everything else (inference, masks, renorm, synchronized statistics, other ranks,
     axes and backends) is Keras's own batch norm.
