@@ -45,7 +45,7 @@ def with_batch_norms(model, fused):
 def layer_races(rounds):
     import keras
 
-    from keras_lambda.bench import measure
+    from keras_lambda.bench import measure, report
 
     for size, channels in LAYER_SHAPES:
         steps = {}
@@ -55,12 +55,11 @@ def layer_races(rounds):
                                                 False, BATCH)
             steps[name] = functools.partial(train_step, x)
         seconds, _ = measure.race_rounds(steps, rounds)
-        ratios = sorted(k / f for k, f in zip(seconds["keras"], seconds["fused"]))
+        middle, low, high = report.ratio_spread({"rounds_s": seconds}, "keras", "fused")
         print(f"{size}x{size}x{channels}: Keras "
               f"{statistics.median(seconds['keras']) * 1e3:.1f} ms, fused "
               f"{statistics.median(seconds['fused']) * 1e3:.1f} ms: "
-              f"{statistics.median(ratios):.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f})",
-              flush=True)
+              f"{middle:.2f}x ({low:.2f}-{high:.2f})", flush=True)
     keras.backend.clear_session()
 
 
