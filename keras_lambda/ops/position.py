@@ -125,7 +125,7 @@ def einsum_position_lambdas(values, kernel, dilation_rate=1, causal=False):
 # Queries first while the weights [b, n, h, m] are at most this many times the
 # lambdas [b, n, k, v] (h·m <= c·k·v), per backend: races of the layer's train step
 # in benchmarks/profile.md ("The einsum's order"). PyTorch: ties at v = 32 and 64.
-QUERIES_FIRST_WEIGHTS_PER_LAMBDA = {"tensorflow": 1.0, "jax": 2.0}
+QUERIES_FIRST_WEIGHTS_PER_LAMBDA = {"tensorflow": 7.0, "jax": 2.0}
 
 
 def einsum_queries_first(num_heads, key_dim, value_dim, positions, backend=None):
@@ -167,8 +167,17 @@ def einsum_position_output(queries, values, kernel, dilation_rate=1, causal=Fals
     embeddings = dense_embeddings(kernel, spatial, dilation_rate, causal)  # [n, m, k, u]
     flat_values = ops.reshape(values, (batch, positions, value_dim, intra_depth))
     if intra_depth == 1:  # no u axis: plain batched matmuls
-        weights = ops.einsum("bnhk,nmk->bnhm", queries, embeddings[..., 0])
-        return ops.einsum("bnhm,bmv->bnhv", weights, flat_values[..., 0])
+        # Reshapes, not slices, drop u: a slice's gradient is a copy of all of E.
+        embeddings = ops.reshape(embeddings, (positions, positions, key_dim))
+        flat_values = ops.reshape(flat_values, (batch, positions, value_dim))
+        # Batched over n as `[n, b·h, k] x [n, k, m]` (one matmul per query position);
+        # TensorFlow's own einsum of the same product was 1.11x slower in the layer
+        # (benchmarks/profile.md, "The einsum's order").
+        by_position = ops.reshape(ops.transpose(queries, (1, 0, 2, 3)), (positions, -1, key_dim))
+        weights = ops.matmul(by_position, ops.swapaxes(embeddings, 1, 2))  # [n, b·h, m]
+        weights = ops.transpose(ops.reshape(weights, (positions, -1, heads, positions)),
+                                (1, 0, 2, 3))  # [b, n, h, m]
+        return ops.einsum("bnhm,bmv->bnhv", weights, flat_values)
     weights = ops.einsum("bnhk,nmku->bnhmu", queries, embeddings)
     return ops.einsum("bnhmu,bmvu->bnhv", weights, flat_values)
 
