@@ -1,4 +1,4 @@
-"""Three ways to compute the global position term, raced on a CPU (the term alone on
+"""Four ways to compute the global position term, raced on a CPU (the term alone on
 TensorFlow; with `--layer`, the whole layer on any backend).
 
     python benchmarks/position_forms.py                # 16x16, TensorFlow graph
@@ -13,6 +13,9 @@ E_{n,m,k} = T[m − n + centre, k] read from the relative table T `[(2H−1)(2W�
   `[n, m, k]`, the lambdas `[b, n, k, v]`, then the queries; 2·b·n²·k·v flops.
 - `queries`: the queries first, `bnhk,nmk->bnhm`, then `bnhm,bmv->bnhv`;
   2·b·n²·h·(k + v) flops (0.375 of the lambdas' at h = 4, k = 16, v = 32).
+- `queries_matmul`: the same order with the weights as one batched matmul over n,
+  `[n, b·h, k] x [n, k, m]`, as the layer's kernel computes them
+  (`einsum_position_output`), and the values' product over b.
 - `toeplitz`: the queries against the table itself (one matmul, `[k] x [T]` for every
   (b, n, h)), then each query's own offsets gathered out of it (the 2-D analogue of
   the relative-attention "skew") and one matmul with the values; E is never built,
@@ -66,6 +69,13 @@ def forms(size, batch, heads, key_dim, value_dim):
         weights = tf.einsum("bnhk,nmk->bnhm", q, tf.gather(table, pair_rows))
         return tf.einsum("bnhm,bmv->bnhv", weights, v)
 
+    def queries_matmul(q, v, table):
+        by_position = tf.reshape(tf.transpose(q, [1, 0, 2, 3]), [n, batch * heads, key_dim])
+        weights = tf.matmul(by_position, tf.gather(table, pair_rows), transpose_b=True)
+        weights = tf.transpose(tf.reshape(weights, [n, batch, heads, n]), [1, 0, 2, 3])
+        outputs = tf.matmul(tf.reshape(weights, [batch, n * heads, n]), v)
+        return tf.reshape(outputs, [batch, n, heads, value_dim])
+
     def toeplitz(q, v, table):
         flat_queries = tf.reshape(tf.transpose(q, [3, 1, 0, 2]), [key_dim, -1])  # [k, n·b·h]
         products = tf.reshape(tf.matmul(table, flat_queries), [rows * n, batch * heads])
@@ -74,7 +84,8 @@ def forms(size, batch, heads, key_dim, value_dim):
         outputs = tf.matmul(tf.reshape(weights, [batch, n * heads, n]), v)
         return tf.reshape(outputs, [batch, n, heads, value_dim])
 
-    return {"lambdas": lambdas, "queries": queries, "toeplitz": toeplitz}
+    return {"lambdas": lambdas, "queries": queries, "queries_matmul": queries_matmul,
+            "toeplitz": toeplitz}
 
 
 def train_step(form, table, jit):
@@ -123,7 +134,7 @@ def report(seconds, title):
     print(title)
     for name, times in seconds.items():
         ratios = baseline / np.array(times)  # per round: > 1 is faster than `lambdas`
-        print(f"{name:9s} {1000 * np.median(times):7.1f} ms   vs lambdas "
+        print(f"{name:14s} {1000 * np.median(times):7.1f} ms   vs lambdas "
               f"{np.median(ratios):.2f}x ({ratios.min():.2f}-{ratios.max():.2f})")
 
 
