@@ -170,9 +170,9 @@ def einsum_position_output(queries, values, kernel, dilation_rate=1, causal=Fals
         # Reshapes, not slices, drop u: a slice's gradient is a copy of all of E.
         embeddings = ops.reshape(embeddings, (positions, positions, key_dim))
         flat_values = ops.reshape(flat_values, (batch, positions, value_dim))
-        # Batched over n as `[n, b·h, k] x [n, k, m]` (one matmul per query position);
-        # TensorFlow's own einsum of the same product was 1.11x slower in the layer
-        # (benchmarks/profile.md, "The einsum's order").
+        # Batched over n as `[n, b·h, k] x [n, k, m]` (one matmul per query position):
+        # 1.11-1.14x TensorFlow's own einsum of the same product in the layer's step, a
+        # tie on JAX (benchmarks/profile.md, "The einsum's order").
         by_position = ops.reshape(ops.transpose(queries, (1, 0, 2, 3)), (positions, -1, key_dim))
         weights = ops.matmul(by_position, ops.swapaxes(embeddings, 1, 2))  # [n, b·h, m]
         weights = ops.transpose(ops.reshape(weights, (positions, -1, heads, positions)),
