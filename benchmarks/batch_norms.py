@@ -86,14 +86,9 @@ def main():
         steps[name] = functools.partial(train_step, x)
 
     seconds, _ = measure.race_rounds(steps, args.rounds)
-    race = {"rounds_s": seconds}
-    for name, per_round in seconds.items():
-        print(f"{name}: {statistics.median(per_round) * 1e3:,.0f} ms a step")
-    for faster, slower in (("lambda", "lambda_keras_bn"), ("lambda", "resnet50"),
-                           ("lambda_keras_bn", "resnet50"), ("resnet50_fused_bn", "resnet50"),
-                           ("lambda", "resnet50_fused_bn")):
-        middle, low, high = report.ratio_spread(race, slower, faster)
-        print(f"{faster} vs {slower}: {middle:.2f}x ({low:.2f}-{high:.2f})")
+    print("\n".join(report.race_summary(seconds, (
+        ("lambda", "lambda_keras_bn"), ("lambda", "resnet50"), ("lambda_keras_bn", "resnet50"),
+        ("resnet50_fused_bn", "resnet50"), ("lambda", "resnet50_fused_bn")))))
 
 
 if __name__ == "__main__":

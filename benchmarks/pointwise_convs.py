@@ -43,7 +43,7 @@ def as_convolutions(model):
 def layer_races(rounds):
     import keras
 
-    from keras_lambda.bench import measure
+    from keras_lambda.bench import measure, report
     from keras_lambda.layers import PointwiseConv2D
 
     for size, channels_in, channels_out in LAYER_SHAPES:
@@ -56,12 +56,11 @@ def layer_races(rounds):
                                                 False, BATCH)
             steps[name] = functools.partial(train_step, x)
         seconds, _ = measure.race_rounds(steps, rounds)
-        ratios = sorted(c / m for c, m in zip(seconds["conv"], seconds["matmul"]))
+        middle, low, high = report.ratio_spread({"rounds_s": seconds}, "conv", "matmul")
         print(f"{size}x{size}, {channels_in} → {channels_out}: conv "
               f"{statistics.median(seconds['conv']) * 1e3:.1f} ms, matmul "
               f"{statistics.median(seconds['matmul']) * 1e3:.1f} ms: "
-              f"{statistics.median(ratios):.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f})",
-              flush=True)
+              f"{middle:.2f}x ({low:.2f}-{high:.2f})", flush=True)
     keras.backend.clear_session()
 
 
@@ -88,12 +87,8 @@ def main():
         steps[name] = functools.partial(train_step, x)
 
     seconds, _ = measure.race_rounds(steps, args.rounds)
-    race = {"rounds_s": seconds}
-    for name, per_round in seconds.items():
-        print(f"{name}: {statistics.median(per_round) * 1e3:,.0f} ms a step")
-    for faster, slower in (("matmul", "conv"), ("matmul", "resnet50"), ("conv", "resnet50")):
-        middle, low, high = report.ratio_spread(race, slower, faster)
-        print(f"LambdaResNet-50 ({faster}) vs {slower}: {middle:.2f}x ({low:.2f}-{high:.2f})")
+    print("\n".join(report.race_summary(
+        seconds, (("matmul", "conv"), ("matmul", "resnet50"), ("conv", "resnet50")))))
 
 
 if __name__ == "__main__":

@@ -207,6 +207,18 @@ def ratio_spread(race, slower, faster):
     return statistics.median(ratios), ratios[0], ratios[-1]
 
 
+def race_summary(seconds, pairs):
+    """Lines for a race's printout (the benchmarks/ scripts): each method's median
+    step, then each (faster, slower) pair's `ratio_spread`. seconds: {method: the
+    rounds' step times}, as `measure.race_rounds` gives them."""
+    lines = [f"{name}: {statistics.median(rounds) * 1e3:,.0f} ms a step"
+             for name, rounds in seconds.items()]
+    for faster, slower in pairs:
+        middle, low, high = ratio_spread({"rounds_s": seconds}, slower, faster)
+        lines.append(f"{faster} vs {slower}: {middle:.2f}x ({low:.2f}-{high:.2f})")
+    return lines
+
+
 def headline_table(races):
     """Markdown table of the headline races: the global layer's train step against
     attention's and the paper's, as the median and range of the per-round ratios."""
