@@ -211,8 +211,10 @@ def race_summary(seconds, pairs):
     """Lines for a race's printout (the benchmarks/ scripts): each method's median
     step, then each (faster, slower) pair's `ratio_spread`. seconds: {method: the
     rounds' step times}, as `measure.race_rounds` gives them."""
-    lines = [f"{name}: {statistics.median(rounds) * 1e3:,.0f} ms a step"
-             for name, rounds in seconds.items()]
+    lines = []
+    for name, rounds in seconds.items():
+        milliseconds = statistics.median(rounds) * 1e3
+        lines.append(f"{name}: {milliseconds:,.{1 if milliseconds < 100 else 0}f} ms a step")
     for faster, slower in pairs:
         middle, low, high = ratio_spread({"rounds_s": seconds}, slower, faster)
         lines.append(f"{faster} vs {slower}: {middle:.2f}x ({low:.2f}-{high:.2f})")

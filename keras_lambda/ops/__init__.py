@@ -2,13 +2,13 @@
 
 from keras_lambda.ops.auto import choose_implementation
 from keras_lambda.ops.content import causal_content_lambdas, content_lambda
+from keras_lambda.ops.embeddings import dense_embeddings
 from keras_lambda.ops.position import (
     FAST_PATHS,
     IMPLEMENTATIONS,
     KERNELS,
     QUERY_FIRST,
     conv_position_lambdas,
-    dense_embeddings,
     depthwise_position_lambdas,
     einsum_position_lambdas,
     fft_key_chunk,

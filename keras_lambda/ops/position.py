@@ -33,6 +33,7 @@ import keras
 from keras import ops
 
 from keras_lambda.ops import devices
+from keras_lambda.ops.embeddings import dense_embeddings
 
 
 def spatial_shape(x, rank):
@@ -58,53 +59,6 @@ def _causal_crop(values, kernel, dilation_rate):
     padding = [[0, 0]] * len(values.shape)
     padding[1] = [radius * dilation_rate, 0]
     return ops.pad(values, padding), kernel[: radius + 1]
-
-
-def dense_embeddings(kernel, spatial_shape, dilation_rate=1, causal=False):
-    """Materialises E `[n, m, k, u]` from a relative kernel T `[*r, k, u]`.
-
-    The paper's formulation: memory Θ(n·m·k·u). `spatial_shape` is S, n = m = Π S.
-    One gather from the flattened table with a zero row appended, which every
-    (n, m) pair outside the scope (or between dilation taps, or in the future
-    when causal) points at: no mask multiply, one scatter-add in the gradient.
-    """
-    rank = len(spatial_shape)
-    index = in_scope = None
-    for axis, size in enumerate(spatial_shape):
-        radius = (kernel.shape[axis] - 1) // 2
-        position = ops.arange(size, dtype="int32")
-        offset = position[None, :] - position[:, None]  # [s_n, s_m]: m − n
-        valid = ops.logical_and(
-            ops.equal(offset % dilation_rate, 0),
-            ops.less_equal(ops.abs(offset), radius * dilation_rate),
-        )
-        if causal:
-            valid = ops.logical_and(valid, ops.less_equal(offset, 0))
-        axis_index = ops.clip(offset // dilation_rate + radius, 0, 2 * radius)
-        if index is None:
-            index, in_scope = axis_index, valid
-        else:  # 2-D: [H_n, H_m] and [W_n, W_m] → [H_n, W_n, H_m, W_m], row-major table
-            index = index[:, None, :, None] * kernel.shape[axis] + axis_index[None, :, None, :]
-            in_scope = ops.logical_and(in_scope[:, None, :, None], valid[None, :, None, :])
-    size = 1
-    for s in spatial_shape:
-        size = size * s
-    rows = 1
-    for r in kernel.shape[:rank]:
-        rows = rows * r
-    index = ops.where(
-        ops.reshape(in_scope, (size, size)), ops.reshape(index, (size, size)), rows
-    )
-    channels = tuple(kernel.shape[rank:])  # (k, u)
-    # Gathered in float32 at least: the gradient's scatter-add sums n·m rows into
-    # the table, 6.7x slower in bfloat16 on a GPU (benchmarks/gpu.md) and inexact.
-    wide = "float64" if kernel.dtype == "float64" else "float32"
-    table = ops.concatenate(
-        [ops.reshape(ops.cast(kernel, wide), (rows,) + channels),
-         ops.zeros((1,) + channels, wide)],
-        axis=0,
-    )
-    return ops.cast(ops.take(table, index, axis=0), kernel.dtype)
 
 
 def einsum_position_lambdas(values, kernel, dilation_rate=1, causal=False):

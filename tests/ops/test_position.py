@@ -348,26 +348,3 @@ def test_fft_chunks_take_an_unknown_batch(monkeypatch):
     eager = numpy(layer(inputs))
     traced = tf.function(lambda x: layer(x), input_signature=[tf.TensorSpec((None, 6, 5, 8))])
     np.testing.assert_allclose(traced(inputs).numpy(), eager, rtol=1e-5, atol=1e-6)
-
-
-def test_the_table_gradient_is_summed_in_float32_under_bfloat16():
-    """E's gradient reaches table row o from every (n, m) pair at offset o: 600 − |o|
-    pairs in a 600-long sequence. Summed in float32 and rounded once to bfloat16 it
-    is the count rounded; summed in bfloat16 (8 significant bits) it stops near 256."""
-    from keras import ops
-
-    from tests.helpers import op_gradients
-
-    length = 600
-    kernel = np.ones((2 * length - 1, 2, 1), "float32")  # global: every offset, k = 2, u = 1
-
-    def embeddings(kernel):
-        table = ops.cast(kernel, "bfloat16")
-        return ops.cast(position.dense_embeddings(table, (length,)), "float32")
-
-    probe = np.ones((length, length, 2, 1), "float32")
-    (gradient,) = op_gradients(embeddings, [kernel], probe)
-    counts = length - np.abs(np.arange(1 - length, length))
-    rounded = numpy(ops.cast(ops.cast(counts, "bfloat16"), "float32"))
-    np.testing.assert_array_equal(gradient[:, 0, 0], rounded)
-    np.testing.assert_array_equal(gradient[:, 1, 0], rounded)
