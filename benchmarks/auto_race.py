@@ -5,6 +5,7 @@ are fitted to.
     python benchmarks/auto_race.py 5 64 128 5 depthwise fft     # scope 5
     python benchmarks/auto_race.py 0 -512 256 7 einsum fft      # a sequence of 512
     python benchmarks/auto_race.py 0 -256 256 7 einsum fft --causal
+    python benchmarks/auto_race.py 0 24 128 7 einsum fft --intra-depth 4
 
 Arguments: SCOPE (0: global), SIZE (the image side; negative: a sequence of that
 length), DIM (d; h = 4, k = 16, batch 8), ROUNDS, then the kernels (`auto` too, which
@@ -30,6 +31,7 @@ def main():
     parser.add_argument("rounds", type=int)
     parser.add_argument("kernels", nargs="+")
     parser.add_argument("--causal", action="store_true")
+    parser.add_argument("--intra-depth", type=int, default=1, help="u (default 1)")
     args = parser.parse_args()
 
     from keras_lambda import layers
@@ -39,14 +41,15 @@ def main():
     steps = {}
     for kernel in args.kernels:
         layer = layers.LambdaLayer(args.dim, key_dim=16, num_heads=4, scope=args.scope or None,
-                                   implementation=kernel, causal=args.causal)
+                                   intra_depth=args.intra_depth, implementation=kernel,
+                                   causal=args.causal)
         train_step, _, x, _ = measure.steps(layer, (8,) + spatial + (args.dim,), False, 8)
         steps[kernel] = functools.partial(train_step, x)
         if kernel == "auto":
             print("auto picks", layer.position_implementation(spatial))
     seconds, _ = measure.race_rounds(steps, args.rounds)
     ranked = sorted(seconds, key=lambda kernel: statistics.median(seconds[kernel]))
-    print(f"scope {args.scope or 'global'}, {spatial}, d = {args.dim}: "
+    print(f"scope {args.scope or 'global'}, {spatial}, d = {args.dim}, u = {args.intra_depth}: "
           + ", ".join(f"{kernel} {statistics.median(seconds[kernel]):.3f} s" for kernel in ranked))
     first = args.kernels[0]
     for kernel in args.kernels[1:]:

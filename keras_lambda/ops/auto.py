@@ -11,9 +11,9 @@ Each backend has its bounds (`RULES`):
    meets the input in at most `convolution_max_taps` taps and the input has
    `SMALL_KERNEL_RATIO` times more positions; also for inputs of unknown size,
    which only convolutions take.
-2. Else `einsum` while n² <= `einsum_pairs_per_fft_value`·G·v (its n² position
-   pairs against the FFT's grid G times the v channels it transforms) and
-   n² <= `einsum_max_pairs`; `fft` beyond.
+2. Else `einsum` while n²·u <= `einsum_pairs_per_fft_value`·G·v (E's n²·u
+   entries per key channel against the FFT's grid G times the v channels it
+   transforms) and n²·u <= `einsum_max_pairs`; `fft` beyond.
 """
 
 import dataclasses
@@ -33,14 +33,14 @@ class Rule:
     convolution_max_taps: int
     convolution: str
     einsum_pairs_per_fft_value: float
-    einsum_max_pairs: int = 2**20  # 32x32; beyond, the einsum slows faster than n²
+    einsum_max_pairs: int = 2**20  # 32x32 (u = 1); beyond, the einsum slows faster than n²
 
 
 RULES = {
-    # Depthwise up to 5x5 (7x7: the FFT ahead since #17's FFT work); the einsum ahead
-    # up to n²/(G·v) = 5 and 20x20; the FFT (a transform per key channel) from 24x24
-    # and 512-sequences.
-    "tensorflow": Rule(25, "depthwise", 6, einsum_max_pairs=400**2),
+    # Depthwise up to 5x5 (7x7: the FFT ahead since #17's FFT work); the einsum (queries
+    # first, diagonal sums for the table's gradient) ahead up to n²·u/(G·v) = 5.3, a tie
+    # at 6.25 (40x40, v = 64), the FFT (a transform per key channel) from 8.
+    "tensorflow": Rule(25, "depthwise", 6),
     # XLA's depthwise gradient on CPU is 10-20x slower than the FFT, and the FFT beats
     # `conv` from 3x3 (2x); with a transform per key channel (JAX's CPU fast path) the einsum
     # ahead up to n²/(G·v) = 4.5 (24x24, 1.09x), the FFT from 5.3 (28x28, 1.12x).
@@ -98,7 +98,7 @@ def choose_implementation(
             f"spatial_shape={tuple(spatial_shape)}, scope={scope}"
         )
     grid = math.prod(fft_lengths(spatial_shape, taps, dilation_rate))
-    if positions**2 <= min(rule.einsum_pairs_per_fft_value * grid * value_dim,
-                           rule.einsum_max_pairs):
+    pairs = positions**2 * intra_depth  # E's entries per key channel
+    if pairs <= min(rule.einsum_pairs_per_fft_value * grid * value_dim, rule.einsum_max_pairs):
         return "einsum"
     return "fft"
