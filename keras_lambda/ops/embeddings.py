@@ -10,7 +10,7 @@ scatter-add of n·m rows (TensorFlow's `UnsortedSegmentSum`, the largest single 
 of the lambda layer's train step at 16x16). On the backends of
 `DIAGONAL_SUM_BACKENDS`, with the grid's size known, it is written out instead as
 sums along diagonals, one spatial axis at a time (`_diagonal_sums`): a pad, reshapes
-and one reduction (benchmarks/profile.md, "The table's gradient").
+and one reduction (benchmarks/profile.md, "The table's gradient as diagonal sums").
 """
 
 import math
@@ -20,8 +20,9 @@ import numpy as np
 from keras import ops
 
 # Where the diagonal sums beat autodiff's scatter-add (races on a CPU,
-# `python benchmarks/table_gradient.py`): TensorFlow 1.4-1.6x alone, 1.07x the layer's
-# step at 16x16; XLA's scatter-add on JAX is 10x faster than its diagonal sums.
+# `python benchmarks/table_gradient.py`): TensorFlow 1.4-1.6x alone, the layer's step
+# 1.07-1.11x at 16x16 and 1.15x at 24x24; PyTorch ties; on JAX XLA's scatter-add is
+# 4-25x faster than its diagonal sums.
 DIAGONAL_SUM_BACKENDS = {"tensorflow"}
 
 
@@ -36,10 +37,11 @@ def dense_embeddings(kernel, spatial_shape, dilation_rate=1, causal=False):
     elsewhere.
     """
     rank = len(spatial_shape)
-    known = all(isinstance(size, int) for size in spatial_shape)
-    # numpy where S is known: a constant the custom gradient can close over on every backend
-    index = _table_index(np if known else ops, kernel.shape, spatial_shape, dilation_rate,
-                         causal)
+    written_out = (all(isinstance(size, int) for size in spatial_shape)
+                   and keras.backend.backend() in DIAGONAL_SUM_BACKENDS)
+    # numpy for the written-out gradient: a constant it can close over on every backend
+    index = _table_index(np if written_out else ops, kernel.shape, spatial_shape,
+                         dilation_rate, causal)
     rows, channels = math.prod(kernel.shape[:rank]), tuple(kernel.shape[rank:])  # (k, u)
     # Gathered and summed in float32 at least: the gradient sums n·m rows into the
     # table, 6.7x slower in bfloat16 on a GPU (benchmarks/gpu.md) and inexact.
@@ -52,7 +54,7 @@ def dense_embeddings(kernel, spatial_shape, dilation_rate=1, causal=False):
         )
         return ops.take(flat, index, axis=0)
 
-    if not known or keras.backend.backend() not in DIAGONAL_SUM_BACKENDS:
+    if not written_out:
         return ops.cast(gather(ops.cast(kernel, wide)), kernel.dtype)
 
     @ops.custom_gradient
@@ -69,7 +71,7 @@ def dense_embeddings(kernel, spatial_shape, dilation_rate=1, causal=False):
 def _table_index(xp, kernel_shape, spatial_shape, dilation_rate, causal):
     """`[n, m]` int32: the row of the flattened table `[Π r + 1, k, u]` that E_{n,m}
     takes, Π r (the appended zero row) outside the scope. `xp` is numpy (S known)
-    or keras.ops."""
+    or keras.ops (S may hold tensors)."""
     rank = len(spatial_shape)
     index = in_scope = None
     for axis, size in enumerate(spatial_shape):
