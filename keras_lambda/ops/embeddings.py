@@ -8,7 +8,7 @@ m > n (S the spatial axes, n = m = Π S, row-major). E is one gather from the ta
 Its gradient sums dE over every (n, m) pair of the same offset m − n: autodiff's
 scatter-add of n·m rows (TensorFlow's `UnsortedSegmentSum`, the largest single op
 of the lambda layer's train step at 16x16). On the backends of
-`DIAGONAL_SUM_BACKENDS`, with the grid's size known, it is written out instead as
+`DIAGONAL_SUM_BACKENDS` on a CPU, with the grid's size known, it is written out instead as
 sums along diagonals, one spatial axis at a time (`_diagonal_sums`): a pad, reshapes
 and one reduction (benchmarks/profile.md, "The table's gradient as diagonal sums").
 """
@@ -19,10 +19,12 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_lambda.ops import devices
+
 # Where the diagonal sums beat autodiff's scatter-add (races on a CPU,
 # `python benchmarks/table_gradient.py`): TensorFlow 1.4-1.6x alone, the layer's step
 # 1.07-1.11x at 16x16 and 1.15x at 24x24; PyTorch ties; on JAX XLA's scatter-add is
-# 4-25x faster than its diagonal sums.
+# 4-25x faster than its diagonal sums. Raced on CPUs only, so run on CPUs only.
 DIAGONAL_SUM_BACKENDS = {"tensorflow"}
 
 
@@ -33,12 +35,13 @@ def dense_embeddings(kernel, spatial_shape, dilation_rate=1, causal=False):
     One gather from the flattened table with a zero row appended, which every
     (n, m) pair outside the scope (or between dilation taps, or in the future
     when causal) points at: no mask multiply. Its gradient: `_table_gradient`'s
-    diagonal sums where S is known, on `DIAGONAL_SUM_BACKENDS`; autodiff's scatter-add
-    elsewhere.
+    diagonal sums where S is known, on `DIAGONAL_SUM_BACKENDS` computing on a CPU;
+    autodiff's scatter-add elsewhere.
     """
     rank = len(spatial_shape)
     written_out = (all(isinstance(size, int) for size in spatial_shape)
-                   and keras.backend.backend() in DIAGONAL_SUM_BACKENDS)
+                   and keras.backend.backend() in DIAGONAL_SUM_BACKENDS
+                   and devices.computes_on_cpu(kernel))
     # numpy for the written-out gradient: a constant it can close over on every backend
     index = _table_index(np if written_out else ops, kernel.shape, spatial_shape,
                          dilation_rate, causal)

@@ -43,6 +43,7 @@ def test_embeddings_and_the_table_gradient_match_numpy(monkeypatch, written_out,
 
     backends = {keras.backend.backend()} if written_out else set()
     monkeypatch.setattr(embeddings, "DIAGONAL_SUM_BACKENDS", backends)
+    monkeypatch.setattr(embeddings.devices, "computes_on_cpu", lambda tensor: True)
     table = random(table_shape)
     probe = random(reference_embeddings(table, spatial, dilation, causal).shape, seed=1)
     np.testing.assert_allclose(numpy(dense_embeddings(table, spatial, dilation, causal)),
@@ -59,6 +60,27 @@ def test_embeddings_and_the_table_gradient_match_numpy(monkeypatch, written_out,
         reads = reference_embeddings(one_hot, spatial, dilation, causal)  # [n, m, 1, 1]
         expected[row] = np.sum(probe * reads, axis=(0, 1))
     np.testing.assert_allclose(gradient, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("on_cpu", [True, False], ids=["cpu", "accelerator"])
+def test_the_diagonal_sums_run_where_they_were_raced(monkeypatch, on_cpu):
+    """On a CPU the listed backends take the diagonal sums; an accelerator (not raced)
+    keeps autodiff's scatter-add, and so does a grid of unknown size."""
+    import keras
+
+    calls = []
+
+    def recorded(upstream, kernel_shape, *geometry):
+        calls.append((kernel_shape,) + geometry)
+        return keras.ops.zeros(kernel_shape)
+
+    monkeypatch.setattr(embeddings, "DIAGONAL_SUM_BACKENDS", {keras.backend.backend()})
+    monkeypatch.setattr(embeddings.devices, "computes_on_cpu", lambda tensor: on_cpu)
+    monkeypatch.setattr(embeddings, "_table_gradient", recorded)
+    table, probe = random((9, 2, 1)), random((5, 5, 2, 1), seed=1)
+    (gradient,) = op_gradients(lambda t: dense_embeddings(t, (5,)), [table], probe)
+    assert calls == ([((9, 2, 1), (5,), 1, False)] if on_cpu else [])
+    assert np.any(gradient) != on_cpu  # the stand-in's zeros, or autodiff's sums
 
 
 @pytest.mark.parametrize("rows, columns", [(3, 3), (3, 5), (4, 2)])
