@@ -65,7 +65,7 @@ def test_embeddings_and_the_table_gradient_match_numpy(monkeypatch, written_out,
 @pytest.mark.parametrize("on_cpu", [True, False], ids=["cpu", "accelerator"])
 def test_the_diagonal_sums_run_where_they_were_raced(monkeypatch, on_cpu):
     """On a CPU the listed backends take the diagonal sums; an accelerator (not raced)
-    keeps autodiff's scatter-add, and so does a grid of unknown size."""
+    keeps autodiff's scatter-add."""
     import keras
 
     calls = []
