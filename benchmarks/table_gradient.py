@@ -105,6 +105,7 @@ def main():
 
     from keras_lambda.bench.measure import race_rounds
     from keras_lambda.bench.report import race_summary
+
     backend = keras.backend.backend()
     if args.layer:
         size = args.sizes[0]

@@ -106,8 +106,7 @@ def _table_gradient(upstream, kernel_shape, spatial_shape, dilation_rate, causal
     offset never occurs (past the grid, or in the future when `causal`)."""
     rank = len(spatial_shape)
     channels = math.prod(kernel_shape[rank:])  # k·u (upstream's shape may be unknown)
-    sums = _offset_sums(ops.reshape(upstream, (math.prod(spatial_shape),) * 2 + (channels,)),
-                        spatial_shape)  # [*(2s − 1), k·u]
+    sums = _offset_sums(upstream, spatial_shape, channels)  # [*(2s − 1), k·u]
     for axis, size in enumerate(spatial_shape):
         radius = (kernel_shape[axis] - 1) // 2
         offset = (np.arange(kernel_shape[axis]) - radius) * dilation_rate
@@ -121,13 +120,12 @@ def _table_gradient(upstream, kernel_shape, spatial_shape, dilation_rate, causal
     return ops.reshape(sums, kernel_shape)
 
 
-def _offset_sums(upstream, spatial_shape):
-    """`[*(2s − 1), c]`: upstream `[n, m, c]` summed over the (n, m) pairs of each
-    offset m − n, at offset + s − 1 along each axis. One spatial axis at a time:
-    laid out `[s_n, (later n axes, earlier offsets), s_m, (later m axes, c)]`, that
-    axis's pairs become an offset axis in the place of its m axis, which leaves the
-    next axis's pairs in the same layout."""
-    channels = upstream.shape[-1]
+def _offset_sums(upstream, spatial_shape, channels):
+    """`[*(2s − 1), c]`: upstream `[n, m, c]` (any shape of those entries) summed over
+    the (n, m) pairs of each offset m − n, at offset + s − 1 along each axis. One
+    spatial axis at a time: laid out `[s_n, (later n axes, earlier offsets), s_m,
+    (later m axes, c)]`, that axis's pairs become an offset axis in the place of its
+    m axis, which leaves the next axis's pairs in the same layout."""
     summed = ops.reshape(upstream, tuple(spatial_shape) * 2 + (channels,))
     for axis, size in enumerate(spatial_shape):
         inner = math.prod(spatial_shape[axis + 1 :]) * channels
