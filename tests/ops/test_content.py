@@ -2,9 +2,10 @@
 
 import keras
 import numpy as np
+import pytest
 
 from keras_lambda.ops import causal_content_lambdas, content_lambda
-from tests.helpers import random_array
+from tests.helpers import op_gradients, random_array
 
 
 def softmax(x, axis):
@@ -12,11 +13,47 @@ def softmax(x, axis):
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def test_the_content_lambda_is_the_softmaxed_keys_times_the_values():
-    keys, values = random_array((2, 7, 4, 3), 1), random_array((2, 7, 5, 3), 2)  # [b, m, k, u]
+@pytest.mark.parametrize("intra_depth", [1, 3])  # u = 1: a batched matmul; u > 1: an einsum
+def test_the_content_lambda_is_the_softmaxed_keys_times_the_values(intra_depth):
+    keys = random_array((2, 7, 4, intra_depth), 1)  # [b, m, k, u]
+    values = random_array((2, 7, 5, intra_depth), 2)
     expected = np.einsum("bmku,bmvu->bkv", softmax(keys.astype("float64"), 1), values)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(content_lambda(keys, values)),
                                expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("intra_depth", [1, 3])
+def test_the_content_lambdas_gradients_are_the_softmaxs_chain_rule(intra_depth):
+    """dK and dV of Σ λc·P against the chain rule written out in numpy: dV = W·P,
+    dW = V·P, dK = W ⊙ (dW − Σ_m W ⊙ dW) (the softmax's Jacobian over m)."""
+    keys = random_array((2, 7, 4, intra_depth), 5)  # [b, m, k, u]
+    values = random_array((2, 7, 5, intra_depth), 6)
+    probe = random_array((2, 4, 5), 7)  # [b, k, v]
+    weights = softmax(keys.astype("float64"), 1)
+    weights_gradient = np.einsum("bmvu,bkv->bmku", values, probe)
+    expected_keys = weights * (weights_gradient
+                               - (weights * weights_gradient).sum(axis=1, keepdims=True))
+    expected_values = np.einsum("bmku,bkv->bmvu", weights, probe)
+    got_keys, got_values = op_gradients(content_lambda, [keys, values], probe)
+    np.testing.assert_allclose(got_keys, expected_keys, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got_values, expected_values, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("intra_depth", [1, 3])
+def test_float64_lambdas_stay_float64(intra_depth):
+    """u = 1 runs a matmul, which Keras computes in float32 on PyTorch when given float64."""
+    import contextlib
+
+    x64 = contextlib.nullcontext()
+    if keras.backend.backend() == "jax":
+        import jax
+
+        x64 = jax.enable_x64(True)  # a context manager: x64 for this test only
+    with x64:
+        keys = random_array((2, 7, 4, intra_depth), 8).astype("float64")
+        values = random_array((2, 7, 5, intra_depth), 9).astype("float64")
+        lambdas = content_lambda(keys, values)
+        assert keras.backend.standardize_dtype(lambdas.dtype) == "float64"
 
 
 def test_causal_lambdas_softmax_each_prefix_on_its_own():
