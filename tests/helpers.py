@@ -102,6 +102,20 @@ def layer_gradients(layer, inputs, probe, variables):
     return float(numpy(value)), [numpy(g) for g in gradients]
 
 
+def float64_enabled():
+    """A context in which the backend computes float64: JAX's x64 for its duration (JAX
+    runs float32 otherwise), nothing on TensorFlow and PyTorch."""
+    import contextlib
+
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return contextlib.nullcontext()
+    import jax
+
+    return jax.enable_x64(True)
+
+
 def op_gradients(function, arguments, probe):
     """Gradients of sum(function(*arguments) · probe) with respect to every argument
     (numpy arrays), as numpy, on the backend Keras runs."""

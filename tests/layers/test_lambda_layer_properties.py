@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_lambda.layers import LambdaLayer
-from tests.helpers import layer_gradients, layer_objective, numpy
+from tests.helpers import float64_enabled, layer_gradients, layer_objective, numpy
 
 IMPLEMENTATIONS = ["einsum", "conv", "depthwise", "fft"]
 
@@ -94,15 +94,8 @@ def test_gradients_match_finite_differences(kwargs):
     from numpy's float64 by 1e-7), which steps of 1e-6 turn into 10% noise: there
     the steps are 1e-3 and the agreement float32-level (2e-3), still far tighter
     than any wrong gradient."""
-    import contextlib
-
     backend = keras.backend.backend()
-    x64 = contextlib.nullcontext()
-    if backend == "jax":
-        import jax
-
-        x64 = jax.enable_x64(True)  # a context manager: x64 for this test only
-    with x64:
+    with float64_enabled():
         keras.utils.set_random_seed(4)
         causal = kwargs.get("causal", False)
         shape = (1, 5, 4) if causal else (1, 3, 4, 4)

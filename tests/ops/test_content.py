@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_lambda.ops import causal_content_lambdas, content_lambda
-from tests.helpers import op_gradients, random_array
+from tests.helpers import float64_enabled, op_gradients, random_array
 
 
 def softmax(x, axis):
@@ -42,14 +42,7 @@ def test_the_content_lambdas_gradients_are_the_softmaxs_chain_rule(intra_depth):
 @pytest.mark.parametrize("intra_depth", [1, 3])
 def test_float64_lambdas_stay_float64(intra_depth):
     """u = 1 runs a matmul, which Keras computes in float32 on PyTorch when given float64."""
-    import contextlib
-
-    x64 = contextlib.nullcontext()
-    if keras.backend.backend() == "jax":
-        import jax
-
-        x64 = jax.enable_x64(True)  # a context manager: x64 for this test only
-    with x64:
+    with float64_enabled():
         keys = random_array((2, 7, 4, intra_depth), 8).astype("float64")
         values = random_array((2, 7, 5, intra_depth), 9).astype("float64")
         lambdas = content_lambda(keys, values)
