@@ -14,7 +14,7 @@ QUICK = dict(
     methods=("lambda/global/auto", "lambda/r7/auto", "lambda/content", "attention", "paper"),
 )
 METHOD_GRAMMAR = (
-    "lambda/CONTEXT/IMPL (CONTEXT: global, r7, r23; IMPL: einsum, conv, depthwise, fft or "
-    "auto), lambda/content, attention, paper, model/PRESET (any of keras_lambda.models."
+    "lambda/CONTEXT/IMPL (CONTEXT: global, r7, r23; IMPL: einsum, conv, depthwise, fft, "
+    "dft or auto), lambda/content, attention, paper, model/PRESET (any of keras_lambda.models."
     "presets) and model/resnet50"
 )

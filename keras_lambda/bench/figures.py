@@ -39,6 +39,7 @@ KERNEL_STYLES = {
     "conv": ("#ff7f0e", "s"),
     "depthwise": ("#2ca02c", "^"),
     "fft": ("#d62728", "D"),
+    "dft": ("#8c564b", "v"),
     "auto": ("#222222", "*"),
 }
 FAILURE_MARKERS = {"OOM": "X", "timeout": "P"}  # drawn at the top edge
@@ -215,7 +216,7 @@ def headline_figure(record):
 
 def implementations_figure(record):
     """Train time against n of every implementation of each context (einsum,
-    conv, depthwise, fft, auto), one panel a context, at d = `HEADLINE_DIM`; a
+    conv, depthwise, fft, dft, auto), one panel a context, at d = `HEADLINE_DIM`; a
     Figure, or None when the record runs no kernel by name."""
     results = record["results"]
     dim = _layer_dim(results)

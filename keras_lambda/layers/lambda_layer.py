@@ -71,7 +71,9 @@ class LambdaLayer(keras.layers.Layer):
             (values as an extra spatial axis), "depthwise"
             (`keras.ops.depthwise_conv`, i.e. `tf.nn.depthwise_conv2d`), "fft"
             (one FFT convolution, O(n log n): large scopes and global contexts
-            on large inputs), "auto" (the fastest for the geometry, see
+            on large inputs), "dft" (matmuls only: the DFT over H as matrices, a
+            banded Toeplitz product over W; mid-sized global contexts), "auto"
+            (the fastest for the geometry, see
             `position_implementation`).
         embedding: a `RelativePositionEmbedding` to share with other layers of the
             same key_dim, intra_depth and scope; None: the layer makes its own.

@@ -13,7 +13,13 @@ Each backend has its bounds (`RULES`):
    which only convolutions take.
 2. Else `einsum` while n²·u <= `einsum_pairs_per_fft_value`·G·v (E's n²·u
    entries per key channel against the FFT's grid G times the v channels it
-   transforms) and n²·u <= `einsum_max_pairs`; `fft` beyond.
+   transforms) and n²·u <= `einsum_max_pairs`; where rule 3 picks `dft`, the
+   einsum's bound is `einsum_pairs_per_fft_value_beside_dft` instead.
+3. Else, for images, `dft` while its matmuls' work per channel, L_h·W·(2W + H)
+   (L = s + reach per axis: the Toeplitz products over W at each of the L_h/2
+   frequencies of H, then the inverse over H), is at most `dft_work_per_fft_work`
+   times the FFT's G·log2(G), G = L_h·L_w; `fft` beyond, and for sequences (a sequence's `dft` is a
+   dense Toeplitz product: 3-6x the einsum).
 """
 
 import dataclasses
@@ -34,22 +40,34 @@ class Rule:
     convolution: str
     einsum_pairs_per_fft_value: float
     einsum_max_pairs: int = 2**20  # 32x32 (u = 1); beyond, the einsum slows faster than n²
+    dft_work_per_fft_work: float = 0.0  # 0: never `dft`
+    einsum_pairs_per_fft_value_beside_dft: float = 0.0
 
 
 RULES = {
     # Depthwise up to 5x5 (7x7: the FFT ahead since #17's FFT work); the einsum (queries
     # first, diagonal sums for the table's gradient) ahead up to n²·u/(G·v) = 5.3, a tie
     # at 6.25 (40x40, v = 64), the FFT (a transform per key channel) from 8.
-    "tensorflow": Rule(25, "depthwise", 6),
+    # The `dft` kernel (matmuls only) ahead of the einsum from n²·u/(G·v) = 3 (20x20 at
+    # v = 32, 1.11x; ties at 2.25 and 4), and of the FFT to 64x64 global (1.33x, work ratio
+    # 6.9; a tie at 96x96, 9.6; the FFT 1.31x at 128x128, 12).
+    "tensorflow": Rule(25, "depthwise", 6, dft_work_per_fft_work=8,
+                       einsum_pairs_per_fft_value_beside_dft=2.5),
     # XLA's depthwise gradient on CPU is 10-20x slower than the FFT, and the FFT beats
     # `conv` from 3x3 (2x); with a transform per key channel (JAX's CPU fast path) the einsum
     # ahead up to n²/(G·v) = 4.5 (24x24, 1.09x), the FFT from 5.3 (28x28, 1.12x).
-    "jax": Rule(0, "conv", 5),
+    "jax": Rule(0, "conv", 5, dft_work_per_fft_work=10,
+                einsum_pairs_per_fft_value_beside_dft=1.5),
     # Convolutions ahead of the FFT up to 7x7 (1.15-1.7x at 32x32 and 64x64), `conv` ahead
     # of `depthwise` (by 30-50%); with torch.fft on complex spectra, one inverse transform
     # per key channel (PyTorch's CPU fast path), the einsum ahead at n²/(G·v) = 2 (16x16,
     # 1.46x), a tie at 3.1 (20x20), the FFT from 4 (32x32 at d = 256, 1.5x).
-    "torch": Rule(49, "conv", 3.5),
+    # On both, the `dft` ahead of the einsum from n²·u/(G·v) = 2 (16x16 at v = 32: 1.14x on
+    # JAX, 1.23x on PyTorch; the einsum ahead at 1.1 and below) and of the FFT up to
+    # 128x128 (1.33x, 1.27x); the bound stops at 96x96 (work ratio 9.6), because JAX's
+    # 128x128 dft step compiles to 1.48 GiB against the FFT's 0.97 (the memory target's 1.2).
+    "torch": Rule(49, "conv", 3.5, dft_work_per_fft_work=10,
+                  einsum_pairs_per_fft_value_beside_dft=1.5),
 }
 
 
@@ -76,7 +94,7 @@ def choose_implementation(
     backend=None,
 ):
     """The position-lambda kernel for inputs of `spatial_shape` ((n,) or (H, W),
-    None for unknown sizes): "einsum", "conv", "depthwise" or "fft".
+    None for unknown sizes): "einsum", "conv", "depthwise", "dft" or "fft".
 
     `scope` None is a global context; `value_dim` is v = d / h (needed unless a
     convolution is chosen on the geometry alone: ValueError). `backend` names
@@ -99,6 +117,23 @@ def choose_implementation(
         )
     grid = math.prod(fft_lengths(spatial_shape, taps, dilation_rate))
     pairs = positions**2 * intra_depth  # E's entries per key channel
-    if pairs <= min(rule.einsum_pairs_per_fft_value * grid * value_dim, rule.einsum_max_pairs):
+    dft = _dft_ahead_of_fft(spatial_shape, taps, dilation_rate, rule)
+    einsum_ratio = (rule.einsum_pairs_per_fft_value_beside_dft if dft
+                    else rule.einsum_pairs_per_fft_value)
+    if pairs <= min(einsum_ratio * grid * value_dim, rule.einsum_max_pairs):
         return "einsum"
-    return "fft"
+    return "dft" if dft else "fft"
+
+
+def _dft_ahead_of_fft(spatial_shape, taps, dilation_rate, rule):
+    """Rule 3: an image whose `dft` work L_h·W·(2W + H) is within the rule's multiple of
+    the FFT's G·log2(G), G = L_h·L_w with L = s + reach (not rounded to the FFT's fast
+    lengths, so that the pick changes once as the image grows)."""
+    if len(spatial_shape) != 2:
+        return False
+    lengths = [size + min((axis_taps - 1) * dilation_rate // 2, size - 1)
+               for size, axis_taps in zip(spatial_shape, taps)]
+    height, width = spatial_shape
+    work = lengths[0] * width * (2 * width + height)
+    grid = math.prod(lengths)
+    return work <= rule.dft_work_per_fft_work * grid * math.log2(grid)

@@ -10,12 +10,14 @@ its centre) and E zero for offsets outside the table, between dilation steps, pa
 the borders (zero padding) and, when `causal`, for m > n. The global relative
 lambda of the paper is the case where the table covers every offset of the input
 (r = 2H − 1): it is a convolution too, so no kernel but `einsum` ever builds the
-`[n, m, k]` tensor, and `fft` computes it in O(n log n).
+`[n, m, k]` tensor, `fft` computes it in O(n log n), and `dft` by matmuls alone (a
+DFT over H as matrices, a banded Toeplitz product over W: O(n·W), large matmuls,
+fastest in between).
 
 All kernels return λp laid out `[b, *S, v, k]` (what the convolutions produce
 natively); `position_output`, what the layer calls, contracts it with the queries
-over k, or hands the queries to the kernel's `QUERY_FIRST` form: `fft`'s contracts a
-chunk of key channels at a time, so that large grids never exist whole; `einsum`'s
+over k, or hands the queries to the kernel's `QUERY_FIRST` form: `fft`'s and `dft`'s
+contract a chunk of key channels at a time, so that large grids never exist whole; `einsum`'s
 contracts the queries with E first where races found that faster (small n, large v).
 They are stateless,
 take and return tensors, and are written in `keras.ops` so they run on every
@@ -32,7 +34,7 @@ import math
 import keras
 from keras import ops
 
-from keras_lambda.ops import devices
+from keras_lambda.ops import devices, dft
 from keras_lambda.ops.embeddings import dense_embeddings
 
 
@@ -257,25 +259,15 @@ def _dilate(kernel, axis, dilation_rate):
     return ops.take(spaced, ops.arange((size - 1) * dilation_rate + 1), axis=axis)
 
 
-def _fft_operands(values, kernel, dilation_rate, causal):
-    """values `[b, *S, v, u]`, kernel `[*r, k, u]` → (values `[b, v, u, *S]`, kernel
-    `[k, u, *L]` with offset o at index o mod L, the grid L), in float32 at least."""
-    rank = len(values.shape) - 3
-    spatial = tuple(values.shape[1 : 1 + rank])
-    if any(size is None for size in spatial):
-        raise ValueError(
-            "implementation='fft' needs a known spatial size; received values of "
-            f"shape {tuple(values.shape)}. Use 'depthwise' or 'conv' for inputs of "
-            "unknown size."
-        )
-    compute_dtype = "float64" if values.dtype == "float64" else "float32"
-    values = ops.cast(values, compute_dtype)
-    kernel = ops.cast(kernel, compute_dtype)
-    # Spatial axes last: values [b, v, u, *S], kernel [k, u, *r].
-    values = ops.transpose(values, (0, rank + 1, rank + 2) + tuple(range(1, rank + 1)))
+def _clipped_kernel(kernel, spatial, dilation_rate, causal):
+    """kernel `[*r, k, u]` → (kernel `[k, u, *t]`, reaches): per axis dilated, then
+    clipped to the offsets that meet an input of `spatial` sizes (t = 2·reach + 1
+    taps, offset 0 at the centre, one index per offset), offsets > 0 zeroed when
+    `causal`."""
+    rank = len(spatial)
     kernel = ops.transpose(kernel, (rank, rank + 1) + tuple(range(rank)))
-    lengths = fft_lengths(spatial, kernel.shape[2:], dilation_rate)
-    for axis, (size, length) in enumerate(zip(spatial, lengths)):
+    reaches = []
+    for axis, size in enumerate(spatial):
         kernel_axis = 2 + axis
         kernel = _dilate(kernel, kernel_axis, dilation_rate)
         radius = (kernel.shape[kernel_axis] - 1) // 2
@@ -284,10 +276,44 @@ def _fft_operands(values, kernel, dilation_rate, causal):
         if causal:  # keep offsets <= 0 (the first reach + 1 taps)
             mask = ops.cast(ops.arange(2 * reach + 1) <= reach, kernel.dtype)
             kernel = kernel * mask
+        reaches.append(reach)
+    return kernel, tuple(reaches)
+
+
+def _known_spatial(values, implementation):
+    """The spatial sizes of values `[b, *S, v, u]`; a ValueError if any is unknown."""
+    spatial = tuple(values.shape[1:-2])
+    if any(size is None for size in spatial):
+        raise ValueError(
+            f"implementation='{implementation}' needs a known spatial size; received values "
+            f"of shape {tuple(values.shape)}. Use 'depthwise' or 'conv' for inputs of "
+            "unknown size."
+        )
+    return spatial
+
+
+def _compute_dtype(values):
+    """float64 for float64 values, else float32 (transforms and their sums of many
+    products are not kept in half precision)."""
+    return "float64" if keras.backend.standardize_dtype(values.dtype) == "float64" else "float32"
+
+
+def _fft_operands(values, kernel, dilation_rate, causal):
+    """values `[b, *S, v, u]`, kernel `[*r, k, u]` → (values `[b, v, u, *S]`, kernel
+    `[k, u, *L]` with offset o at index o mod L, the grid L), in float32 at least."""
+    rank = len(values.shape) - 3
+    spatial = _known_spatial(values, "fft")
+    compute_dtype = _compute_dtype(values)
+    values, kernel = ops.cast(values, compute_dtype), ops.cast(kernel, compute_dtype)
+    # Spatial axes last: values [b, v, u, *S], kernel [k, u, *t].
+    values = ops.transpose(values, (0, rank + 1, rank + 2) + tuple(range(1, rank + 1)))
+    kernel, reaches = _clipped_kernel(kernel, spatial, dilation_rate, causal)
+    lengths = tuple(_fast_fft_length(size + reach) for size, reach in zip(spatial, reaches))
+    for axis, reach in enumerate(reaches):
         # Offset o at index o mod L: pad to L, then roll the centre to index 0.
         padding = [[0, 0]] * len(kernel.shape)
-        padding[kernel_axis] = [0, length - (2 * reach + 1)]
-        kernel = ops.roll(ops.pad(kernel, padding), -reach, axis=kernel_axis)
+        padding[2 + axis] = [0, lengths[axis] - (2 * reach + 1)]
+        kernel = ops.roll(ops.pad(kernel, padding), -reach, axis=2 + axis)
     return values, kernel, lengths
 
 
@@ -373,10 +399,19 @@ def fft_position_output(queries, values, kernel, dilation_rate=1, causal=False,
         # where TensorFlow's einsum transposes both operands.
         return ops.matmul(queries, ops.transpose(lambdas, (0, 3, 2, 1)))
 
+    return ops.cast(_sum_over_key_chunks(contract, queries, kernel, chunk, value_dim), dtype)
+
+
+def _sum_over_key_chunks(contract, queries, kernel, chunk, value_dim):
+    """Σ over chunks of k_c key channels of `contract(queries [b, n, h, k_c], kernel
+    [k_c, ...])` → `[b, n, h, v]`, one chunk after the other (the backend's
+    `chunk_sum`), or one call when k_c = k."""
+    key_dim = kernel.shape[0]
     if chunk == key_dim:
-        return ops.cast(contract(queries, kernel), dtype)
-    chunks, heads, positions = key_dim // chunk, queries.shape[2], math.prod(spatial)
-    # [b, n, h, k] → [chunks, b, n, h, k_c]; kernel [k, u, *L] → [chunks, k_c, u, *L]
+        return contract(queries, kernel)
+    batch, (positions, heads) = batch_size(queries), spatial_shape(queries, 2)
+    chunks = key_dim // chunk
+    # [b, n, h, k] → [chunks, b, n, h, k_c]; kernel [k, ...] → [chunks, k_c, ...]
     queries = ops.reshape(queries, (batch, positions, heads, chunks, chunk))
     queries = ops.moveaxis(queries, -2, 0)
     kernel = ops.reshape(kernel, (chunks, chunk) + tuple(kernel.shape[1:]))
@@ -384,9 +419,111 @@ def fft_position_output(queries, values, kernel, dilation_rate=1, causal=False,
     def step(outputs, chunk_inputs):
         return outputs + contract(*chunk_inputs)
 
-    initial = ops.zeros((batch, positions, heads, value_dim), values.dtype)
-    outputs = fast_path("chunk_sum")(step, initial, (queries, kernel))
-    return ops.cast(outputs, dtype)
+    initial = ops.zeros((batch, positions, heads, value_dim), queries.dtype)
+    return fast_path("chunk_sum")(step, initial, (queries, kernel))
+
+
+def _matmul(a, b):
+    """`ops.matmul`, but float64 stays float64 (Keras's matmul computes float64 in
+    float32 on PyTorch; its einsum keeps it)."""
+    if keras.backend.standardize_dtype(a.dtype) == "float64":
+        return ops.einsum("...ij,...jk->...ik", a, b)
+    return ops.matmul(a, b)
+
+
+def _dft_operands(values, kernel, dilation_rate, causal):
+    """values `[b, *S, v, u]`, kernel `[*r, k, u]` → (the values' DFT over H
+    `[F, 2·W·u, b·v]`, rows (re/im, m_w, u); kernel taps `[k, u, t_h, t_w]`; and
+    the geometry `_dft_lambdas` takes: (H, W), (reach_h, reach_w), L, v), in float32
+    at least. A sequence is an image of one row."""
+    if len(values.shape) == 4:
+        values, kernel = ops.expand_dims(values, 1), ops.expand_dims(kernel, 0)
+    spatial = _known_spatial(values, "dft")
+    compute_dtype = _compute_dtype(values)
+    values, kernel = ops.cast(values, compute_dtype), ops.cast(kernel, compute_dtype)
+    kernel, reaches = _clipped_kernel(kernel, spatial, dilation_rate, causal)
+    (height, width), (value_dim, intra_depth) = spatial, values.shape[-2:]
+    length = height + reaches[0]
+    forward = ops.convert_to_tensor(dft.forward_matrix(height, length), compute_dtype)
+    values = ops.reshape(ops.transpose(values, (1, 2, 4, 0, 3)), (height, -1))  # [H, W·u·b·v]
+    values_hat = ops.reshape(_matmul(forward, values),
+                             (dft.frequencies(length), 2 * width * intra_depth, -1))
+    return values_hat, kernel, (spatial, reaches, length, value_dim)
+
+
+def dft_position_lambdas(values, kernel, dilation_rate=1, causal=False):
+    """The position lambdas by matrix products only: the DFT over H as matrices
+    (on L = H + reach points, no FFT), a banded Toeplitz product over W per
+    frequency, the inverse DFT over H (`_dft_lambdas`). O(n·W) per channel against
+    the einsum's O(n²): between the einsum's sizes and the FFT's.
+
+    values `[b, *S, v, u]`, kernel `[*r, k, u]` → λp `[b, *S, v, k]`. Needs known
+    spatial sizes.
+    """
+    rank, dtype = len(values.shape) - 3, values.dtype
+    values_hat, kernel, geometry = _dft_operands(values, kernel, dilation_rate, causal)
+    lambdas = _dft_lambdas(values_hat, kernel, *geometry)  # [H, k, W, b, v]
+    lambdas = ops.transpose(lambdas, (3, 0, 2, 4, 1))  # [b, H, W, v, k]
+    if rank == 1:
+        lambdas = ops.squeeze(lambdas, axis=1)
+    return ops.cast(lambdas, dtype)
+
+
+def dft_key_chunk(value_dim, key_dim, spatial, length):
+    """How many key channels k_c `dft_position_output` computes at a time: the largest
+    divisor of k that keeps one chunk's lambdas on the DFT grid, 2F·W·v·k_c floats
+    per example, within `FFT_CHUNK_FLOATS` (at least 1)."""
+    per_key = 2 * dft.frequencies(length) * spatial[-1] * value_dim
+    budget = max(1, FFT_CHUNK_FLOATS // per_key)
+    return max(chunk for chunk in range(1, key_dim + 1) if key_dim % chunk == 0 and chunk <= budget)
+
+
+def dft_position_output(queries, values, kernel, dilation_rate=1, causal=False,
+                        key_chunk=None):
+    """`dft_position_lambdas` contracted with the queries, k_c key channels at a time
+    (`dft_key_chunk`, or `key_chunk`, a divisor of k), one chunk after the other.
+
+    queries `[b, n, h, k]`, values `[b, *S, v, u]`, kernel `[*r, k, u]` →
+    `[b, n, h, v]`.
+    """
+    dtype, batch = values.dtype, batch_size(values)
+    values_hat, kernel, geometry = _dft_operands(values, kernel, dilation_rate, causal)
+    spatial, _, length, value_dim = geometry
+    key_dim = kernel.shape[0]
+    chunk = key_chunk or dft_key_chunk(value_dim, key_dim, spatial, length)
+    if key_dim % chunk:
+        raise ValueError(f"`key_chunk` must divide k={key_dim}. Received: key_chunk={chunk}")
+    queries = ops.cast(queries, values_hat.dtype)
+
+    def contract(queries, kernel):  # queries [b, n, h, k_c], kernel [k_c, u, t_h, t_w]
+        lambdas = ops.transpose(_dft_lambdas(values_hat, kernel, *geometry), (3, 0, 2, 1, 4))
+        lambdas = ops.reshape(lambdas, (batch, -1, kernel.shape[0], value_dim))  # [b, n, k_c, v]
+        return _matmul(queries, lambdas)
+
+    return ops.cast(_sum_over_key_chunks(contract, queries, kernel, chunk, value_dim), dtype)
+
+
+def _dft_lambdas(values_hat, kernel, spatial, reaches, length, value_dim):
+    """The position lambdas of the key channels in `kernel` (taps `[k_c, u, t_h,
+    t_w]`) → `[H, k_c, W, b, v]`: per frequency f of H, the conjugate kernel's
+    transform as a banded Toeplitz matrix over W, `[2·k_c·W, 2·W·u]` in real blocks
+    [[Re, −Im], [Im, Re]], times the values' transform `[2·W·u, b·v]`; then the
+    inverse DFT over H, cropped. All matmuls."""
+    (height, width), (reach_h, reach_w) = spatial, reaches
+    keys, intra_depth, taps_h, taps_w = kernel.shape
+    freqs = dft.frequencies(length)
+    offsets = ops.convert_to_tensor(dft.conjugate_offsets_matrix(reach_h, length), kernel.dtype)
+    taps = ops.reshape(ops.transpose(kernel, (2, 3, 0, 1)), (taps_h, -1))  # [t_h, t_w·k_c·u]
+    spectrum = ops.reshape(_matmul(offsets, taps), (freqs, 2, taps_w, keys, intra_depth))
+    spectrum = ops.pad(spectrum, [[0, 0], [0, 0], [0, 1], [0, 0], [0, 0]])  # a zero tap
+    toeplitz = ops.take(spectrum, dft.band_index(width, reach_w), axis=2)  # [F, 2, n, m, k_c, u]
+    toeplitz = ops.transpose(toeplitz, (0, 1, 4, 2, 3, 5))  # [F, 2, k_c, n_w, m_w, u]
+    real, imag = toeplitz[:, 0], toeplitz[:, 1]
+    blocks = ops.stack([ops.stack([real, -imag], axis=3), ops.stack([imag, real], axis=3)], axis=1)
+    blocks = ops.reshape(blocks, (freqs, 2 * keys * width, 2 * width * intra_depth))
+    lambdas_hat = ops.reshape(_matmul(blocks, values_hat), (2 * freqs, -1))  # rows (f, re/im)
+    inverse = ops.convert_to_tensor(dft.cropped_inverse_matrix(height, length), kernel.dtype)
+    return ops.reshape(_matmul(inverse, lambdas_hat), (height, keys, width, -1, value_dim))
 
 
 def _chunk_sum_loop(step, initial, chunks):
@@ -613,8 +750,13 @@ KERNELS = {
     "conv": conv_position_lambdas,
     "depthwise": depthwise_position_lambdas,
     "fft": fft_position_lambdas,
+    "dft": dft_position_lambdas,
 }
-QUERY_FIRST = {"einsum": einsum_position_output, "fft": fft_position_output}
+QUERY_FIRST = {
+    "einsum": einsum_position_output,
+    "fft": fft_position_output,
+    "dft": dft_position_output,
+}
 IMPLEMENTATIONS = tuple(KERNELS)
 
 

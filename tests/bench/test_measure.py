@@ -16,7 +16,7 @@ def test_measure_in_process(method):
     assert result["train_s"] > 0 and result["infer_s"] > 0 and result["params"] > 0
     assert result["peak_bytes"] >= 0 and result["process_peak_bytes"] > 0
     if method == "lambda/global/auto":
-        assert result["implementation"] in ("einsum", "conv", "depthwise", "fft")
+        assert result["implementation"] in ("einsum", "conv", "depthwise", "fft", "dft")
 
 
 def test_every_method_builds():

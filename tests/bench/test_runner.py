@@ -39,7 +39,7 @@ def test_a_race_times_every_method_round_by_round_in_its_own_process():
     for method, seconds in result["rounds_s"].items():
         assert len(seconds) == 3 and result["train_s"][method] == sorted(seconds)[1]
         assert result["calls"][method] >= 1
-    assert result["implementation"]["lambda/r7/auto"] in ("einsum", "conv", "depthwise", "fft")
+    assert result["implementation"]["lambda/r7/auto"] in ("einsum", "conv", "depthwise", "fft", "dft")
 
 
 def test_the_bench_command_writes_a_table_markdown_json_and_figures(tmp_path):

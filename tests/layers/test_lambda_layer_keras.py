@@ -262,16 +262,16 @@ def test_auto_is_the_ops_choice_for_the_layers_geometry():
 
 
 def test_auto_reads_v_from_the_built_layer():
-    layer = LambdaLayer(scope=23)  # output_dim: the input's channels
+    layer = LambdaLayer()  # output_dim: the input's channels
     with pytest.raises(ValueError, match="needs value_dim"):
         layer.position_implementation((32, 32))
-    assert layer.position_implementation((18, 18), value_dim=64) == "einsum"
-    assert layer.position_implementation((18, 18), value_dim=8) == "fft"
-    layer.build((None, 18, 18, 256))
-    assert layer.position_implementation((18, 18)) == "einsum"  # v = 64 from the build
-    narrow = LambdaLayer(scope=23)
-    narrow.build((None, 18, 18, 32))
-    assert narrow.position_implementation((18, 18)) == "fft"  # v = 8
+    assert layer.position_implementation((12, 12), value_dim=64) == "einsum"
+    assert layer.position_implementation((12, 12), value_dim=8) == "dft"
+    layer.build((None, 12, 12, 256))
+    assert layer.position_implementation((12, 12)) == "einsum"  # v = 64 from the build
+    narrow = LambdaLayer()
+    narrow.build((None, 12, 12, 32))
+    assert narrow.position_implementation((12, 12)) == "dft"  # v = 8
 
 
 def test_explicit_implementation_is_kept():

@@ -7,7 +7,7 @@ import pytest
 from keras_lambda.layers import LambdaLayer
 from tests.helpers import float64_enabled, layer_gradients, layer_objective, numpy
 
-IMPLEMENTATIONS = ["einsum", "conv", "depthwise", "fft"]
+IMPLEMENTATIONS = ["einsum", "conv", "depthwise", "fft", "dft"]
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)

@@ -7,7 +7,7 @@ from keras_lambda.layers import LambdaLayer, RelativePositionEmbedding
 from tests import reference
 from tests.helpers import numpy
 
-IMPLEMENTATIONS = ["einsum", "conv", "depthwise", "fft", "auto"]
+IMPLEMENTATIONS = ["einsum", "conv", "depthwise", "fft", "dft", "auto"]
 TOLERANCE = 1e-5  # max |error| relative to max |reference|, float32 vs float64
 
 

@@ -52,16 +52,17 @@ def test_every_backend_has_its_rule_and_the_others_take_tensorflows():
         for other in (None, "numpy", "openvino"):
             assert choose_implementation(spatial, scope=scope, value_dim=32,
                                          backend=other) == tensorflow
-    # Where the races put different kernels ahead (benchmarks/auto_backends.md):
+    # Where the races put different kernels ahead (benchmarks/auto_backends.md, auto.md):
     picks = {backend: choose_implementation((32, 32), scope=7, value_dim=32, backend=backend)
              for backend in RULES}
-    assert picks == {"tensorflow": "fft", "jax": "fft", "torch": "conv"}
-    picks = {backend: choose_implementation((32, 32), scope=None, value_dim=32, backend=backend)
-             for backend in RULES}
-    assert picks == {"tensorflow": "fft", "jax": "fft", "torch": "fft"}
-    picks = {backend: choose_implementation((24, 24), scope=None, value_dim=32, backend=backend)
-             for backend in RULES}
-    assert picks == {"tensorflow": "einsum", "jax": "einsum", "torch": "fft"}
+    assert picks == {"tensorflow": "fft", "jax": "dft", "torch": "conv"}
+    for size, expected in ((16, {"tensorflow": "einsum", "jax": "dft", "torch": "dft"}),
+                           (32, {"tensorflow": "dft", "jax": "dft", "torch": "dft"}),
+                           (96, {"tensorflow": "fft", "jax": "dft", "torch": "dft"})):
+        picks = {backend: choose_implementation((size, size), scope=None, value_dim=32,
+                                                backend=backend)
+                 for backend in RULES}
+        assert picks == expected, size
 
 
 def test_kernel_taps_count_what_meets_the_input():

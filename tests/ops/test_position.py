@@ -224,15 +224,10 @@ def test_fft_position_output_matches_reference_in_every_chunking(
     np.testing.assert_allclose(numpy(outputs), expected, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("values_shape, kernel_shape, dilation, causal", GEOMETRIES)
-@pytest.mark.parametrize("queries_first", [False, True], ids=["lambdas-first", "queries-first"])
-def test_einsum_position_output_in_either_order(values_shape, kernel_shape, dilation, causal,
-                                                queries_first):
-    """y = Σ_{m,k,u} q_{n,h,k} E_{n,m,k,u} V_{m,v,u} and its gradients, against numpy
-    with the reference E: dq and dV in closed form; the table's gradient through
-    its directional derivative (E is linear in the table)."""
-    from tests.helpers import op_gradients
-
+def check_position_output(run, values_shape, kernel_shape, dilation, causal):
+    """`run(q, V, T)` = y = Σ_{m,k,u} q_{n,h,k} E_{n,m,k,u} V_{m,v,u} and its gradients,
+    against numpy with the reference E: dq and dV in closed form; the table's gradient
+    through its directional derivative (E is linear in the table)."""
     values, kernel = random(values_shape), random(kernel_shape, seed=3)
     rank = len(values_shape) - 3
     batch, positions = values_shape[0], int(np.prod(values_shape[1 : 1 + rank]))
@@ -248,10 +243,6 @@ def test_einsum_position_output_in_either_order(values_shape, kernel_shape, dila
     reference_e = embeddings(kernel)
     expected = np.einsum("bnhk,nmku,bmvu->bnhv", queries, reference_e, flat_values)
 
-    def run(q, v, t):
-        return position.einsum_position_output(q, v, t, dilation, causal,
-                                               queries_first=queries_first)
-
     np.testing.assert_allclose(numpy(run(queries, values, kernel)), expected,
                                rtol=1e-4, atol=1e-4)
     d_queries, d_values, d_kernel = op_gradients(run, [queries, values, kernel], probe)
@@ -266,6 +257,28 @@ def test_einsum_position_output_in_either_order(values_shape, kernel_shape, dila
         direction = random(kernel_shape, seed=seed)
         along = np.sum(d_embeddings * embeddings(direction))
         assert np.isclose(np.sum(d_kernel * direction), along, rtol=1e-4)
+
+
+@pytest.mark.parametrize("values_shape, kernel_shape, dilation, causal", GEOMETRIES)
+@pytest.mark.parametrize("queries_first", [False, True], ids=["lambdas-first", "queries-first"])
+def test_einsum_position_output_in_either_order(values_shape, kernel_shape, dilation, causal,
+                                                queries_first):
+    def run(q, v, t):
+        return position.einsum_position_output(q, v, t, dilation, causal,
+                                               queries_first=queries_first)
+
+    check_position_output(run, values_shape, kernel_shape, dilation, causal)
+
+
+@pytest.mark.parametrize("values_shape, kernel_shape, dilation, causal", GEOMETRIES)
+@pytest.mark.parametrize("key_chunk", [None, 1, 2])
+def test_dft_position_output_in_every_chunking(values_shape, kernel_shape, dilation, causal,
+                                               key_chunk):
+    """The DFT-and-Toeplitz kernel, its key channels at once or a chunk at a time."""
+    def run(q, v, t):
+        return position.dft_position_output(q, v, t, dilation, causal, key_chunk=key_chunk)
+
+    check_position_output(run, values_shape, kernel_shape, dilation, causal)
 
 
 def test_einsum_order_follows_flops_and_the_weights_size():
@@ -334,17 +347,30 @@ def test_fft_key_chunk_keeps_a_chunk_within_budget():
                                      random((7, 4, 1)), key_chunk=3)
 
 
+def test_dft_key_chunk_keeps_a_chunk_within_budget():
+    # 2F·W·v·k_c <= 2^21 floats, F = (H + reach) // 2 + 1: 32x32 global (F = 32) all 16
+    # at once, 64x64 (F = 64) 8, 128x128 (F = 128) 2.
+    assert position.dft_key_chunk(32, 16, (32, 32), 63) == 16
+    assert position.dft_key_chunk(32, 16, (64, 64), 127) == 8
+    assert position.dft_key_chunk(32, 16, (128, 128), 255) == 2
+    assert position.dft_key_chunk(32, 12, (64, 64), 127) == 6  # a divisor of k: 8 would fit
+    with pytest.raises(ValueError, match="`key_chunk` must divide k=4"):
+        position.dft_position_output(random((1, 4, 2)), random((1, 4, 2, 1)),
+                                     random((7, 4, 1)), key_chunk=3)
+
+
 @pytest.mark.tensorflow_only
-def test_fft_chunks_take_an_unknown_batch(monkeypatch):
+@pytest.mark.parametrize("implementation", ["fft", "dft"])
+def test_key_chunks_take_an_unknown_batch(monkeypatch, implementation):
     """A graph traced for any batch size (as `model.fit` may retrace one) runs the
-    chunked FFT and gives the eager result."""
+    chunked FFT (or DFT) and gives the eager result."""
     import tensorflow as tf
 
     from keras_lambda.layers import LambdaLayer
 
     monkeypatch.setattr(position, "FFT_CHUNK_FLOATS", 1)  # k_c = 1: four chunks
     inputs = random((3, 6, 5, 8))
-    layer = LambdaLayer(key_dim=4, num_heads=2, implementation="fft")
+    layer = LambdaLayer(key_dim=4, num_heads=2, implementation=implementation)
     eager = numpy(layer(inputs))
     traced = tf.function(lambda x: layer(x), input_signature=[tf.TensorSpec((None, 6, 5, 8))])
     np.testing.assert_allclose(traced(inputs).numpy(), eager, rtol=1e-5, atol=1e-6)
