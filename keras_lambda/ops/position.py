@@ -516,10 +516,13 @@ def _dft_lambdas(values_hat, kernel, spatial, reaches, length, value_dim):
     taps = ops.reshape(ops.transpose(kernel, (2, 3, 0, 1)), (taps_h, -1))  # [t_h, t_w·k_c·u]
     spectrum = ops.reshape(_matmul(offsets, taps), (freqs, 2, taps_w, keys, intra_depth))
     spectrum = ops.pad(spectrum, [[0, 0], [0, 0], [0, 1], [0, 0], [0, 0]])  # a zero tap
-    toeplitz = ops.take(spectrum, dft.band_index(width, reach_w), axis=2)  # [F, 2, n, m, k_c, u]
-    toeplitz = ops.transpose(toeplitz, (0, 1, 4, 2, 3, 5))  # [F, 2, k_c, n_w, m_w, u]
-    real, imag = toeplitz[:, 0], toeplitz[:, 1]
-    blocks = ops.stack([ops.stack([real, -imag], axis=3), ops.stack([imag, real], axis=3)], axis=1)
+    # The real blocks built on the taps, then one gather: slicing and stacking the
+    # gathered matrices instead (their gradients fill zeros the matrices' size) made the
+    # layer's step 1.15-1.31x slower (16x16 to 64x64, TensorFlow, races).
+    real, imag = spectrum[:, 0], spectrum[:, 1]  # [F, t_w + 1, k_c, u]
+    taps = ops.stack([ops.stack([real, -imag], axis=1), ops.stack([imag, real], axis=1)], axis=1)
+    blocks = ops.take(taps, dft.band_index(width, reach_w), axis=3)  # [F, 2, 2, n, m, k_c, u]
+    blocks = ops.transpose(blocks, (0, 1, 5, 3, 2, 4, 6))  # [F, 2, k_c, n_w, 2, m_w, u]
     blocks = ops.reshape(blocks, (freqs, 2 * keys * width, 2 * width * intra_depth))
     lambdas_hat = ops.reshape(_matmul(blocks, values_hat), (2 * freqs, -1))  # rows (f, re/im)
     inverse = ops.convert_to_tensor(dft.cropped_inverse_matrix(height, length), kernel.dtype)

@@ -140,8 +140,9 @@ def test_weights_trained_with_one_implementation_load_into_another(implementatio
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 @pytest.mark.parametrize(
     "kwargs",
-    [{}, {"implementation": "einsum"}, {"scope": 7}, {"causal": True}],
-    ids=["global-auto-fft", "global-einsum", "scope-depthwise", "causal"],
+    [{}, {"implementation": "fft"}, {"implementation": "einsum"}, {"scope": 7},
+     {"causal": True}],
+    ids=["global-auto-dft", "global-fft", "global-einsum", "scope-depthwise", "causal"],
 )
 def test_mixed_precision_keeps_float32_variables_and_finite_outputs(policy, kwargs):
     keras.config.set_dtype_policy(policy)
