@@ -48,11 +48,11 @@ RULES = {
     # Depthwise up to 5x5 (7x7: the FFT ahead since #17's FFT work); the einsum (queries
     # first, diagonal sums for the table's gradient) ahead up to n²·u/(G·v) = 5.3, a tie
     # at 6.25 (40x40, v = 64), the FFT (a transform per key channel) from 8.
-    # The `dft` kernel (matmuls only) ahead of the einsum from n²·u/(G·v) = 3 (20x20 at
-    # v = 32, 1.11x; ties at 2.25 and 4), and of the FFT to 64x64 global (1.33x, work ratio
-    # 6.9; a tie at 96x96, 9.6; the FFT 1.31x at 128x128, 12).
-    "tensorflow": Rule(25, "depthwise", 6, dft_work_per_fft_work=8,
-                       einsum_pairs_per_fft_value_beside_dft=2.5),
+    # The `dft` kernel (matmuls only) ahead of the einsum from n²·u/(G·v) = 2.25 (24x24 at
+    # v = 64, 1.19x; a tie at 2.0, the einsum ahead at 1.0), and of the FFT to 96x96 global
+    # (1.31x, work ratio 9.6; a tie at 128x128, 12).
+    "tensorflow": Rule(25, "depthwise", 6, dft_work_per_fft_work=10,
+                       einsum_pairs_per_fft_value_beside_dft=2.1),
     # XLA's depthwise gradient on CPU is 10-20x slower than the FFT, and the FFT beats
     # `conv` from 3x3 (2x); with a transform per key channel (JAX's CPU fast path) the einsum
     # ahead up to n²/(G·v) = 4.5 (24x24, 1.09x), the FFT from 5.3 (28x28, 1.12x).
