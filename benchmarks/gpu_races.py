@@ -12,7 +12,7 @@ compiled memory analysis of each step:
 - layers (b = 8, d = 128, h = 4, k = 16) at 64x64 and 128x128 in mixed bfloat16 and
   64x64 in float32: the global lambda layer (`auto`), its FFT kernel with other key
   chunks k_c (`fft_key_chunk` fixed while the step compiles) and with its correlation
-  one key channel at a time (what a CPU runs), the einsum kernel in
+  one key channel at a time (what a CPU runs), the dft kernel, the einsum kernel in
   either order and the paper's pseudo-code (64x64 only: E `[n, m, k]` at 128x128 is
   4.3 G entries), the content-only layer (no position lambdas: the floor) and
   `keras.layers.MultiHeadAttention` (cuDNN's fused attention in bfloat16);
@@ -79,6 +79,9 @@ def layer_variants(size, with_quadratic):
     # it pays on the GPU too.
     variants[f"fft k_c={default_chunk} per key"] = (
         "lambda/global/fft", ((devices, "computes_on_cpu", lambda *_: True),))
+    # The matmul-only kernel (`auto`'s pick on a CPU from 14x14 to 101x101 on JAX): not
+    # yet raced on a GPU.
+    variants["dft"] = ("lambda/global/dft", ())
     if with_quadratic:
         for order, first in (("lambdas first", False), ("queries first", True)):
             variants[f"einsum {order}"] = (
@@ -176,7 +179,7 @@ def check_kernels(size):
     errors = {}
     with jax.default_matmul_precision("highest"):
         reference = None
-        for kernel in ("einsum", "fft", "conv", "depthwise"):
+        for kernel in ("einsum", "fft", "dft", "conv", "depthwise"):
             layer = layers.LambdaLayer(DIM, key_dim=16, num_heads=4, implementation=kernel)
             layer.build(x.shape)
             if reference is None:
