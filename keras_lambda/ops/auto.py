@@ -18,8 +18,8 @@ Each backend has its bounds (`RULES`):
 3. Else, for images, `dft` while its matmuls' work per channel, L_h·W·(2W + H)
    (L = s + reach per axis: the Toeplitz products over W at each of the L_h/2
    frequencies of H, then the inverse over H), is at most `dft_work_per_fft_work`
-   times the FFT's G·log2(G), G = L_h·L_w; `fft` beyond, and for sequences (a sequence's `dft` is a
-   dense Toeplitz product: 3-6x the einsum).
+   times the FFT's G·log2(G), G = L_h·L_w; `fft` beyond, and for sequences (a
+   sequence's `dft` is a dense Toeplitz product: 3-6x the einsum).
 """
 
 import dataclasses
@@ -64,8 +64,9 @@ RULES = {
     # 1.46x), a tie at 3.1 (20x20), the FFT from 4 (32x32 at d = 256, 1.5x).
     # On both, the `dft` ahead of the einsum from n²·u/(G·v) = 2 (16x16 at v = 32: 1.14x on
     # JAX, 1.23x on PyTorch; the einsum ahead at 1.1 and below) and of the FFT up to
-    # 128x128 (1.33x, 1.27x); the bound stops at 96x96 (work ratio 9.6), because JAX's
-    # 128x128 dft step compiles to 1.48 GiB against the FFT's 0.97 (the memory target's 1.2).
+    # 128x128 (1.33x, 1.27x); the bound stops short of 128x128 (work ratio 12; 96x96 is
+    # 9.6), because JAX's 128x128 dft step compiles to 1.48 GiB against the FFT's 0.97 (the
+    # memory target's 1.2).
     "torch": Rule(49, "conv", 3.5, dft_work_per_fft_work=10,
                   einsum_pairs_per_fft_value_beside_dft=1.5),
 }
