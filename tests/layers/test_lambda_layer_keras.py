@@ -142,7 +142,7 @@ def test_weights_trained_with_one_implementation_load_into_another(implementatio
     "kwargs",
     [{}, {"implementation": "fft"}, {"implementation": "einsum"}, {"scope": 7},
      {"causal": True}],
-    ids=["global-auto-dft", "global-fft", "global-einsum", "scope-depthwise", "causal"],
+    ids=["global-auto-dft", "global-fft", "global-einsum", "scope-7-auto", "causal"],
 )
 def test_mixed_precision_keeps_float32_variables_and_finite_outputs(policy, kwargs):
     keras.config.set_dtype_policy(policy)
