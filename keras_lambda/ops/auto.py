@@ -25,7 +25,7 @@ Each backend has its bounds (`RULES`):
 import dataclasses
 import math
 
-from keras_lambda.ops.position import fft_lengths
+from keras_lambda.ops.position import fft_lengths, kernel_reaches
 
 SMALL_KERNEL_RATIO = 16
 
@@ -132,8 +132,8 @@ def _dft_ahead_of_fft(spatial_shape, taps, dilation_rate, rule):
     lengths, so that the pick changes once as the image grows)."""
     if len(spatial_shape) != 2:
         return False
-    lengths = [size + min((axis_taps - 1) * dilation_rate // 2, size - 1)
-               for size, axis_taps in zip(spatial_shape, taps)]
+    reaches = kernel_reaches(spatial_shape, taps, dilation_rate)
+    lengths = [size + reach for size, reach in zip(spatial_shape, reaches)]
     height, width = spatial_shape
     work = lengths[0] * width * (2 * width + height)
     grid = math.prod(lengths)

@@ -16,10 +16,17 @@ def frequencies(length):
     return length // 2 + 1
 
 
-def _phases(length, frequency_points):
+def doubled_bins(length):
+    """`[F]` bool: the bins of a real DFT on `length` points that stand for two
+    frequencies of the full spectrum (not 0, not L/2)."""
+    bins = np.arange(frequencies(length))
+    return (bins > 0) & (2 * bins != length)
+
+
+def _phases(length, points):
     """2π·f·p / L for f = 0..F − 1 (rows) and the points p (columns)."""
     f = np.arange(frequencies(length))[:, None]
-    return 2 * np.pi * f * np.asarray(frequency_points)[None, :] / length
+    return 2 * np.pi * f * np.asarray(points)[None, :] / length
 
 
 def forward_matrix(size, length):
@@ -41,10 +48,7 @@ def cropped_inverse_matrix(size, length):
     """`[S, 2F]`: the inverse real DFT on `length` points, its first `size` points:
     x_p = (1/L) Σ_f w_f Re(x̂_f e^{2πi f p / L}), w_f = 2 for the frequencies that
     stand for two (not 0, not L/2), 1 for the others."""
-    weights = np.full(frequencies(length), 2.0)
-    weights[0] = 1.0
-    if length % 2 == 0:
-        weights[-1] = 1.0
+    weights = np.where(doubled_bins(length), 2.0, 1.0)
     phases = _phases(length, np.arange(size)).T  # [S, F]
     matrix = np.stack([np.cos(phases), -np.sin(phases)], axis=2) * weights[:, None] / length
     return matrix.reshape(size, -1)

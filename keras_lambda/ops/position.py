@@ -32,6 +32,7 @@ correlation one key channel at a time; the loop over key chunks as `tf.foldl` an
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_lambda.ops import devices, dft
@@ -205,15 +206,18 @@ def _fast_fft_length(minimum):
         length += 1
 
 
+def kernel_reaches(spatial_shape, kernel_shape, dilation_rate=1):
+    """Per axis, the kernel's radius (after dilation) clipped to the offsets that
+    meet the input (s − 1)."""
+    return tuple(min((taps - 1) * dilation_rate // 2, size - 1)
+                 for size, taps in zip(spatial_shape, kernel_shape))
+
+
 def fft_lengths(spatial_shape, kernel_shape, dilation_rate=1):
     """Per axis, the grid `fft_position_lambdas` transforms on: the smallest
-    smooth L >= s + reach, reach = the kernel radius (after dilation) clipped to
-    the offsets that meet the input (s − 1)."""
-    lengths = []
-    for size, taps in zip(spatial_shape, kernel_shape):
-        reach = min((taps - 1) * dilation_rate // 2, size - 1)
-        lengths.append(_fast_fft_length(size + reach))
-    return tuple(lengths)
+    smooth L >= s + reach (`kernel_reaches`)."""
+    reaches = kernel_reaches(spatial_shape, kernel_shape, dilation_rate)
+    return tuple(_fast_fft_length(size + reach) for size, reach in zip(spatial_shape, reaches))
 
 
 def _rfftn(x, lengths):
@@ -366,7 +370,13 @@ FFT_CHUNK_FLOATS = 2**21
 def fft_key_chunk(value_dim, key_dim, lengths):
     """How many key channels k_c `fft_position_output` transforms at a time: the
     largest divisor of k that keeps v·k_c·ΠL within `FFT_CHUNK_FLOATS` (at least 1)."""
-    budget = max(1, FFT_CHUNK_FLOATS // (value_dim * math.prod(lengths)))
+    return _largest_key_chunk(key_dim, value_dim * math.prod(lengths))
+
+
+def _largest_key_chunk(key_dim, floats_per_key):
+    """The largest divisor of k whose chunk holds at most `FFT_CHUNK_FLOATS` floats per
+    example, `floats_per_key` a key channel (at least 1)."""
+    budget = max(1, FFT_CHUNK_FLOATS // floats_per_key)
     return max(chunk for chunk in range(1, key_dim + 1) if key_dim % chunk == 0 and chunk <= budget)
 
 
@@ -388,8 +398,6 @@ def fft_position_output(queries, values, kernel, dilation_rate=1, causal=False,
     value_slots = _value_slots(spectrum(values, lengths))
     value_dim, key_dim = values.shape[1], kernel.shape[0]
     chunk = key_chunk or fft_key_chunk(value_dim, key_dim, lengths)
-    if key_dim % chunk:
-        raise ValueError(f"`key_chunk` must divide k={key_dim}. Received: key_chunk={chunk}")
     queries = ops.cast(queries, values.dtype)
 
     def contract(queries, kernel):  # queries [b, n, h, k_c], kernel [k_c, u, *L]
@@ -407,6 +415,8 @@ def _sum_over_key_chunks(contract, queries, kernel, chunk, value_dim):
     [k_c, ...])` → `[b, n, h, v]`, one chunk after the other (the backend's
     `chunk_sum`), or one call when k_c = k."""
     key_dim = kernel.shape[0]
+    if key_dim % chunk:
+        raise ValueError(f"`key_chunk` must divide k={key_dim}. Received: key_chunk={chunk}")
     if chunk == key_dim:
         return contract(queries, kernel)
     batch, (positions, heads) = batch_size(queries), spatial_shape(queries, 2)
@@ -473,9 +483,7 @@ def dft_key_chunk(value_dim, key_dim, spatial, length):
     """How many key channels k_c `dft_position_output` computes at a time: the largest
     divisor of k that keeps one chunk's lambdas on the DFT grid, 2F·W·v·k_c floats
     per example, within `FFT_CHUNK_FLOATS` (at least 1)."""
-    per_key = 2 * dft.frequencies(length) * spatial[-1] * value_dim
-    budget = max(1, FFT_CHUNK_FLOATS // per_key)
-    return max(chunk for chunk in range(1, key_dim + 1) if key_dim % chunk == 0 and chunk <= budget)
+    return _largest_key_chunk(key_dim, 2 * dft.frequencies(length) * spatial[-1] * value_dim)
 
 
 def dft_position_output(queries, values, kernel, dilation_rate=1, causal=False,
@@ -491,8 +499,6 @@ def dft_position_output(queries, values, kernel, dilation_rate=1, causal=False,
     spatial, _, length, value_dim = geometry
     key_dim = kernel.shape[0]
     chunk = key_chunk or dft_key_chunk(value_dim, key_dim, spatial, length)
-    if key_dim % chunk:
-        raise ValueError(f"`key_chunk` must divide k={key_dim}. Received: key_chunk={chunk}")
     queries = ops.cast(queries, values_hat.dtype)
 
     def contract(queries, kernel):  # queries [b, n, h, k_c], kernel [k_c, u, t_h, t_w]
@@ -645,9 +651,7 @@ def _bin_weights(lengths, middle, scale, dtype):
     frequencies of the full spectrum (not 0, not L/2), 1 for the others; times `scale`."""
     import tensorflow as tf
 
-    last = lengths[-1] // 2 + 1
-    weights = [1.0] + [middle] * (last - 2 + lengths[-1] % 2) + [1.0] * (1 - lengths[-1] % 2)
-    return tf.constant([weight * scale for weight in weights], dtype)
+    return tf.constant(np.where(dft.doubled_bins(lengths[-1]), middle, 1.0) * scale, dtype)
 
 
 def _spectrum_tensorflow(x, lengths):
