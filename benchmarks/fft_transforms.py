@@ -1,5 +1,5 @@
 """The FFT position term with one stacked inverse transform against one per key
-channel (what `_correlate_tensorflow` does now), raced.
+channel (what `fast_paths.correlate_tensorflow` does now), raced.
 
     python benchmarks/fft_transforms.py --size 32
     python benchmarks/fft_transforms.py --size 32 --inter-op 1   # one op at a time
@@ -7,10 +7,11 @@ channel (what `_correlate_tensorflow` does now), raced.
     KERAS_BACKEND=jax python benchmarks/fft_transforms.py --size 32 --scope 7
     KERAS_BACKEND=torch python benchmarks/fft_transforms.py --size 32
 
-On JAX and PyTorch the portable path's stacked correlation races `_correlate_per_key`
-(the portable correlation once per key channel, outputs concatenated: JAX's fast path on
-a CPU); on PyTorch also torch.fft's n-D transforms on complex tensors, the key channels
-stacked and one at a time (`_spectrum_torch`, `_correlate_torch`: its fast path on a CPU).
+On JAX and PyTorch the portable path's stacked correlation races
+`spectra.correlate_per_key` (the portable correlation once per key channel, outputs
+concatenated: JAX's fast path on a CPU); on PyTorch also torch.fft's n-D transforms on
+complex tensors, the key channels stacked and one at a time (`fast_paths.spectrum_torch`,
+`fast_paths.correlate_torch`: its fast path on a CPU).
 
 The position term `fft_position_output` (2-D, global or `--scope` r (not on TensorFlow), b = 8,
 h = 4, k = 16, v = 32, u = 1, the key chunks `fft_key_chunk` picks), its train step
@@ -34,7 +35,7 @@ def stacked_correlate(value_slots, kernel_hat, lengths, spatial):
     one inverse transform of them all."""
     import tensorflow as tf
 
-    from keras_lambda.ops import position
+    from keras_lambda.ops.position import fast_paths
 
     kernel_hat = tf.math.conj(kernel_hat)
     spectrum = tf.stack(
@@ -44,7 +45,7 @@ def stacked_correlate(value_slots, kernel_hat, lengths, spatial):
         ],
         axis=2,
     )
-    return position._cropped_irfft_tensorflow(spectrum, lengths, spatial)
+    return fast_paths.cropped_irfft_tensorflow(spectrum, lengths, spatial)
 
 
 def operands(size, scope=None, batch=8, heads=4, key_dim=16, value_dim=32):
@@ -81,38 +82,38 @@ def check_and_race(steps, rounds, title):
 
 
 def stacked_torch(value_slots, kernel_hat, lengths, spatial):
-    """PyTorch's complex correlation (`_correlate_torch`) with the key channels'
+    """PyTorch's complex correlation (`fast_paths.correlate_torch`) with the key channels'
     products stacked `[b, v, k, *F]` and one inverse transform of them all."""
     import torch
 
-    from keras_lambda.ops import position
+    from keras_lambda.ops.position import spectra
 
     axes = tuple(range(-len(lengths), 0))
     kernel_hat = kernel_hat.conj()
     spectrum = sum(value[:, :, None] * kernel_hat[None, None, :, slot]
                    for slot, value in enumerate(value_slots))
-    return position._crop(torch.fft.irfftn(spectrum, s=lengths, dim=axes), spatial)
+    return spectra.crop(torch.fft.irfftn(spectrum, s=lengths, dim=axes), spatial)
 
 
 def race_portable(args):
     """On JAX and PyTorch: the portable path's stacked correlation against
-    `_correlate_per_key`, and on PyTorch its torch.fft forms (complex spectra, the key
+    `spectra.correlate_per_key`, and on PyTorch its torch.fft forms (complex spectra, the key
     channels stacked and one at a time); gradients of Σ y² for q, V and T (jitted on
     JAX, eager autograd on PyTorch)."""
     import keras
 
-    from keras_lambda.ops import position
+    from keras_lambda.ops.position import fast_paths, fft, spectra
 
     backend = keras.backend.backend()
     slots = (("fft_spectrum", backend), ("fft_correlate", backend))
-    saved = {slot: position.FAST_PATHS.get(slot) for slot in slots}
-    portable = position.PORTABLE["fft_spectrum"]
-    forms = {"stacked": (portable, position.PORTABLE["fft_correlate"]),
-             "per key": (portable, position._correlate_per_key)}
+    saved = {slot: fast_paths.FAST_PATHS.get(slot) for slot in slots}
+    portable = fast_paths.PORTABLE["fft_spectrum"]
+    forms = {"stacked": (portable, fast_paths.PORTABLE["fft_correlate"]),
+             "per key": (portable, spectra.correlate_per_key)}
     arrays = operands(args.size, args.scope)
 
     def use(form):  # read while tracing (JAX), at every call (PyTorch)
-        position.FAST_PATHS.update(zip(slots, form))
+        fast_paths.FAST_PATHS.update(zip(slots, form))
 
     if backend == "jax":
         import jax
@@ -121,7 +122,7 @@ def race_portable(args):
         def train_step(form):
             def loss(queries, values, table):
                 use(form)
-                outputs = position.fft_position_output(queries, values, table)
+                outputs = fft.fft_position_output(queries, values, table)
                 return jnp.sum(outputs * outputs)
 
             step = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
@@ -129,14 +130,14 @@ def race_portable(args):
     else:
         import torch
 
-        forms["torch.fft stacked"] = (position._spectrum_torch, stacked_torch)
-        forms["torch.fft per key"] = (position._spectrum_torch, position._correlate_torch)
+        forms["torch.fft stacked"] = (fast_paths.spectrum_torch, stacked_torch)
+        forms["torch.fft per key"] = (fast_paths.spectrum_torch, fast_paths.correlate_torch)
         tensors = [torch.tensor(array, requires_grad=True) for array in arrays]
 
         def train_step(form):
             def step():
                 use(form)
-                outputs = position.fft_position_output(*tensors)
+                outputs = fft.fft_position_output(*tensors)
                 return torch.autograd.grad((outputs * outputs).sum(), tensors)
 
             return step
@@ -149,9 +150,9 @@ def race_portable(args):
         check_and_race(steps, args.rounds, f"{backend} {args.size}x{args.size} {scope}")
     finally:
         for slot, function in saved.items():
-            position.FAST_PATHS.pop(slot, None)
+            fast_paths.FAST_PATHS.pop(slot, None)
             if function is not None:
-                position.FAST_PATHS[slot] = function
+                fast_paths.FAST_PATHS[slot] = function
 
 
 def main():
@@ -168,20 +169,20 @@ def main():
 
     if args.inter_op:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
-    from keras_lambda.ops import position
+    from keras_lambda.ops.position import fast_paths, fft
 
     queries, values, table = operands(args.size)
     queries, values, table = tf.constant(queries), tf.constant(values), tf.Variable(table)
     slot = ("fft_correlate", "tensorflow")
-    forms = {"stacked": stacked_correlate, "per key": position.FAST_PATHS[slot]}
+    forms = {"stacked": stacked_correlate, "per key": fast_paths.FAST_PATHS[slot]}
 
     def train_step(correlate):
         @tf.function
         def step(queries, values):
             with tf.GradientTape() as tape:
                 tape.watch([queries, values])
-                position.FAST_PATHS[slot] = correlate  # read while tracing
-                outputs = position.fft_position_output(queries, values, table)
+                fast_paths.FAST_PATHS[slot] = correlate  # read while tracing
+                outputs = fft.fft_position_output(queries, values, table)
                 loss = tf.reduce_sum(outputs * outputs)
             return tape.gradient(loss, [queries, values, table])
 
@@ -190,7 +191,7 @@ def main():
     steps = {name: train_step(correlate) for name, correlate in forms.items()}
     for step in steps.values():
         step()  # traced now, with its form
-    position.FAST_PATHS[slot] = forms["per key"]
+    fast_paths.FAST_PATHS[slot] = forms["per key"]
     check_and_race(steps, args.rounds, f"{args.size}x{args.size}, inter-op threads "
                    f"{args.inter_op or 'default'}")
 

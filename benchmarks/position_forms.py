@@ -28,7 +28,7 @@ against the `lambdas` form's before timing.
 `--layer` races the bench's train step of the whole layer instead (`lambda/global/einsum`,
 b = 8, h = 4, k = 16, d = `--dim`) with the lambdas first and with the queries first
 (`einsum_position_output`), and the paper's pseudo-code beside them, on any Keras backend:
-what `keras_lambda.ops.position.QUERIES_FIRST_WEIGHTS_PER_LAMBDA` was set from.
+what `keras_lambda.ops.position.einsum.QUERIES_FIRST_WEIGHTS_PER_LAMBDA` was set from.
 benchmarks/profile.md has what it printed.
 """
 
@@ -109,18 +109,18 @@ def layer_steps(size, dim):
 
     from keras_lambda.bench import measure
     from keras_lambda.bench.methods import Case
-    from keras_lambda.ops import position
+    from keras_lambda.ops.position import einsum
 
     steps, backend = {}, keras.backend.backend()
-    bounds = dict(position.QUERIES_FIRST_WEIGHTS_PER_LAMBDA)
+    bounds = dict(einsum.QUERIES_FIRST_WEIGHTS_PER_LAMBDA)
     for name, bound in (("lambdas", 0.0), ("queries", float("inf"))):
-        position.QUERIES_FIRST_WEIGHTS_PER_LAMBDA[backend] = bound  # read when traced
+        einsum.QUERIES_FIRST_WEIGHTS_PER_LAMBDA[backend] = bound  # read when traced
         module, shape = measure.build(Case("lambda/global/einsum", size, dim, 8))
         train_step, _, x, _ = measure.steps(module, shape, False, 8)
         measure.wait(train_step(x))  # traced now, with this order
         steps[name] = functools.partial(train_step, x)
-    position.QUERIES_FIRST_WEIGHTS_PER_LAMBDA.clear()
-    position.QUERIES_FIRST_WEIGHTS_PER_LAMBDA.update(bounds)
+    einsum.QUERIES_FIRST_WEIGHTS_PER_LAMBDA.clear()
+    einsum.QUERIES_FIRST_WEIGHTS_PER_LAMBDA.update(bounds)
     module, shape = measure.build(Case("paper", size, dim, 8))
     train_step, _, x, _ = measure.steps(module, shape, False, 8)
     steps["paper"] = functools.partial(train_step, x)

@@ -1,5 +1,5 @@
 """The discrete Fourier transform along one axis as matrices (numpy), for the
-`dft` position kernel (`keras_lambda.ops.position.dft_position_output`).
+`dft` position kernel (`keras_lambda.ops.position.dft`).
 
 On a grid of L >= S + reach points a circular correlation equals the linear one
 for every offset |o| <= reach, so L need not be a fast FFT size: these are
