@@ -58,7 +58,8 @@ def test_every_backend_has_its_rule_and_the_others_take_tensorflows():
     assert picks == {"tensorflow": "dft", "jax": "dft", "torch": "conv"}
     for size, expected in ((16, {"tensorflow": "einsum", "jax": "dft", "torch": "dft"}),
                            (32, {"tensorflow": "dft", "jax": "dft", "torch": "dft"}),
-                           (128, {"tensorflow": "fft", "jax": "fft", "torch": "fft"})):
+                           (128, {"tensorflow": "fft", "jax": "dft", "torch": "fft"}),
+                           (256, {"tensorflow": "fft", "jax": "fft", "torch": "fft"})):
         picks = {backend: choose_implementation((size, size), scope=None, value_dim=32,
                                                 backend=backend)
                  for backend in RULES}

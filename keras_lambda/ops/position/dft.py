@@ -16,6 +16,14 @@ from keras_lambda.ops.position.common import (
 from keras_lambda.ops.position.fast_paths import fast_path
 
 
+# Backends on which each key chunk's lambdas are recomputed in the backward pass instead of
+# kept (`keras.remat` around a chunk): JAX, where the 128x128 global step then compiles to
+# 0.66 GiB instead of 1.38, and is no slower (1.08x, 0.92-1.16; 64x64 0.27 GiB instead of
+# 0.36, 1.05x; CPU races, benchmarks/profile.md "The dft's chunks recomputed on JAX"). Not
+# TensorFlow: `tf.recompute_grad` made its 64x64 step 1.32x slower.
+RECOMPUTED_CHUNK_BACKENDS = ("jax",)
+
+
 def _matmul(a, b):
     """`ops.matmul`, but float64 stays float64 (Keras's matmul computes float64 in
     float32 on PyTorch; its einsum keeps it)."""
@@ -72,7 +80,8 @@ def dft_key_chunk(value_dim, key_dim, spatial, length):
 def dft_position_output(queries, values, kernel, dilation_rate=1, causal=False,
                         key_chunk=None):
     """`dft_position_lambdas` contracted with the queries, k_c key channels at a time
-    (`dft_key_chunk`, or `key_chunk`, a divisor of k), one chunk after the other.
+    (`dft_key_chunk`, or `key_chunk`, a divisor of k), one chunk after the other; on
+    `RECOMPUTED_CHUNK_BACKENDS` each chunk's lambdas are recomputed in the backward pass.
 
     queries `[b, n, h, k]`, values `[b, *S, v, u]`, kernel `[*r, k, u]` →
     `[b, n, h, v]`.
@@ -84,13 +93,18 @@ def dft_position_output(queries, values, kernel, dilation_rate=1, causal=False,
     chunk = key_chunk or dft_key_chunk(value_dim, key_dim, spatial, length)
     queries = ops.cast(queries, values_hat.dtype)
 
-    def contract(queries, kernel):  # queries [b, n, h, k_c], kernel [k_c, u, t_h, t_w]
+    def chunk_output(queries, kernel, values_hat):  # [b, n, h, k_c], [k_c, u, t_h, t_w], ...
         lambdas = ops.transpose(_dft_lambdas(values_hat, kernel, *geometry), (3, 0, 2, 1, 4))
         lambdas = ops.reshape(lambdas, (batch, -1, kernel.shape[0], value_dim))  # [b, n, k_c, v]
         return _matmul(queries, lambdas)
 
-    outputs = sum_over_key_chunks(contract, queries, kernel, chunk, value_dim,
-                                  fast_path("chunk_sum"))
+    if chunk < key_dim and keras.backend.backend() in RECOMPUTED_CHUNK_BACKENDS:
+        # Every tensor an argument: TensorFlow's recompute_grad has no gradient for a
+        # tensor the function only closes over.
+        chunk_output = keras.remat(chunk_output)
+    outputs = sum_over_key_chunks(
+        lambda queries, kernel: chunk_output(queries, kernel, values_hat),
+        queries, kernel, chunk, value_dim, fast_path("chunk_sum"))
     return ops.cast(outputs, dtype)
 
 
