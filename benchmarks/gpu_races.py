@@ -12,7 +12,8 @@ compiled memory analysis of each step:
 - layers (b = 8, d = 128, h = 4, k = 16) at 64x64 and 128x128 in mixed bfloat16 and
   64x64 in float32: the global lambda layer (`auto`), its FFT kernel with other key
   chunks k_c (`fft_key_chunk` fixed while the step compiles) and with its correlation
-  one key channel at a time (what a CPU runs), the dft kernel, the einsum kernel in
+  one key channel at a time (what a CPU runs), the dft kernel (its key chunks
+  recomputed in the backward pass, as JAX runs it, and kept), the einsum kernel in
   either order and the paper's pseudo-code (64x64 only: E `[n, m, k]` at 128x128 is
   4.3 G entries), the content-only layer (no position lambdas: the floor) and
   `keras.layers.MultiHeadAttention` (cuDNN's fused attention in bfloat16);
@@ -67,6 +68,7 @@ def patched(module, name, value):
 def layer_variants(size, with_quadratic):
     """{name: (bench method id, patches)}: the variants a layer group races."""
     from keras_lambda.ops import devices, position
+    from keras_lambda.ops.position import dft, einsum, fft
 
     key_dim, value_dim = 16, DIM // 4
     lengths = position.fft_lengths((size, size), (2 * size - 1,) * 2)
@@ -74,19 +76,23 @@ def layer_variants(size, with_quadratic):
     variants = {"lambda/global/auto": ("lambda/global/auto", ())}
     for chunk in sorted({default_chunk, key_dim, 4, 1}, reverse=True):
         variants[f"fft k_c={chunk}"] = (
-            "lambda/global/fft", ((position, "fft_key_chunk", lambda *_, c=chunk: c),))
+            "lambda/global/fft", ((fft, "fft_key_chunk", lambda *_, c=chunk: c),))
     # The correlation one key channel at a time, as on a CPU (2.0-2.6x there): whether
     # it pays on the GPU too.
     variants[f"fft k_c={default_chunk} per key"] = (
         "lambda/global/fft", ((devices, "computes_on_cpu", lambda *_: True),))
-    # The matmul-only kernel (`auto`'s pick on a CPU from 14x14 to 101x101 on JAX): not
-    # yet raced on a GPU.
+    # The matmul-only kernel (`auto`'s pick on a CPU from 14x14 to 192x192 on JAX): not
+    # yet raced on a GPU; its key chunks recomputed in the backward pass (JAX's default)
+    # and kept, where it has chunks (64x64 and up).
     variants["dft"] = ("lambda/global/dft", ())
+    if dft.dft_key_chunk(value_dim, key_dim, (size, size), 2 * size - 1) < key_dim:
+        variants["dft chunks kept"] = (
+            "lambda/global/dft", ((dft, "RECOMPUTED_CHUNK_BACKENDS", ()),))
     if with_quadratic:
         for order, first in (("lambdas first", False), ("queries first", True)):
             variants[f"einsum {order}"] = (
                 "lambda/global/einsum",
-                ((position, "einsum_queries_first", lambda *_, f=first: f),))
+                ((einsum, "einsum_queries_first", lambda *_, f=first: f),))
         variants["paper"] = ("paper", ())
     variants["lambda/content"] = ("lambda/content", ())
     variants["attention"] = ("attention", ())
