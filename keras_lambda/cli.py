@@ -29,7 +29,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def _add_train(commands):
-    from keras_lambda.options import MODELS, PRECISIONS, STRATEGIES, TrainConfig
+    from keras_lambda.training.options import MODELS, PRECISIONS, STRATEGIES, TrainConfig
 
     defaults = TrainConfig()
     train = commands.add_parser(
@@ -83,7 +83,7 @@ def _add_train(commands):
 
 
 def _add_tune(commands):
-    from keras_lambda.options import PRECISIONS, TUNE_STRATEGIES, TUNERS, TuneConfig
+    from keras_lambda.training.options import PRECISIONS, TUNE_STRATEGIES, TUNERS, TuneConfig
 
     defaults = TuneConfig()
     tune = commands.add_parser(
@@ -209,12 +209,12 @@ def _need_tensorflow(command):
 
 
 def _train(args, argv):
-    from keras_lambda.options import TrainConfig
+    from keras_lambda.training.options import TrainConfig
 
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})  # checked
     _need_tensorflow("train")  # only now, quietly
-    from keras_lambda.train import train
+    from keras_lambda.training.run import train
 
     summary = train(config)
     summary_path = os.path.join(config.output_dir, "summary.json")
@@ -235,7 +235,7 @@ def _train(args, argv):
 
 
 def _tune(args, argv):
-    from keras_lambda.options import TuneConfig, parse_space
+    from keras_lambda.training.options import TuneConfig, parse_space
 
     fields = {field.name for field in dataclasses.fields(TuneConfig)} - {"space"}
     config = TuneConfig(space=parse_space(args.space),

@@ -26,10 +26,10 @@ import keras_tuner
 import numpy as np
 
 from keras_lambda import _startup, models
-from keras_lambda import data as data_lib
-from keras_lambda.distribute import make_strategy
+from keras_lambda.training import data as data_lib
+from keras_lambda.training.distribute import make_strategy
 from keras_lambda.files import atomic_write, check_output_dir, write_json
-from keras_lambda.options import TUNERS, UsageError
+from keras_lambda.training.options import TUNERS, UsageError
 
 tf = _startup.tensorflow_for("keras_lambda.tuning (KerasTuner search)")
 

@@ -15,7 +15,7 @@ from keras_lambda.files import (
     read_json,
     write_json,
 )
-from keras_lambda.options import UsageError
+from keras_lambda.training.options import UsageError
 
 
 def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from keras_lambda.layers import LambdaLayer
-from keras_lambda.options import TuneConfig
+from keras_lambda.training.options import TuneConfig
 from keras_lambda.tuning import SEARCH_SPACE, LambdaResNetHyperModel, search
 from tests.helpers import QUIET, SCRIPT, run_cli
 
@@ -167,8 +167,8 @@ def test_a_real_search_on_digits_saves_a_best_model_that_reloads(tmp_path, tuner
     assert best["val_accuracy"] > 0.2  # better than chance (0.1) after one epoch
     model = keras.models.load_model(tmp_path / "best.keras")
     assert lambda_layers(model)[0].key_dim == best["hyperparameters"]["key_dim"]
-    from keras_lambda import data as data_lib
-    from keras_lambda.data import one_hot
+    from keras_lambda.training import data as data_lib
+    from keras_lambda.training.data import one_hot
 
     digits = data_lib.load_digits()
     test = data_lib.batched(digits, 32, 64, False).map(one_hot(10))

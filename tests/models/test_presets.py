@@ -4,7 +4,7 @@ import pytest
 
 from keras_lambda import models
 from keras_lambda.models import presets
-from keras_lambda.options import MODELS
+from keras_lambda.training.options import MODELS
 
 
 def test_the_families_and_their_names():

@@ -6,7 +6,7 @@ import os
 from keras_lambda import _startup
 from keras_lambda.errors import UsageError
 
-tf = _startup.tensorflow_for("keras_lambda.distribute (strategies)")
+tf = _startup.tensorflow_for("keras_lambda.training.distribute (strategies)")
 
 
 def make_strategy(name):

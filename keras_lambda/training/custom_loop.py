@@ -13,7 +13,7 @@ import time
 from keras_lambda import _startup
 from keras_lambda.errors import UsageError
 
-tf = _startup.tensorflow_for("keras_lambda.custom_loop")
+tf = _startup.tensorflow_for("keras_lambda.training.custom_loop")
 
 
 def fit(

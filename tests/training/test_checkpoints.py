@@ -1,4 +1,4 @@
-"""keras_lambda.checkpoints: the last two epochs kept, resume from the newest that loads."""
+"""keras_lambda.training.checkpoints: the last two epochs kept, resume from the newest that loads."""
 
 import os
 
@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_lambda import checkpoints
-from keras_lambda.options import UsageError
+from keras_lambda.training import checkpoints
+from keras_lambda.training.options import UsageError
 
 
 def small_model():

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_lambda import data as data_lib
-from keras_lambda.train import TrainConfig, train
+from keras_lambda.training import data as data_lib
+from keras_lambda.training.run import TrainConfig, train
 from tests.helpers import QUIET, SCRIPT, run_cli, start_cli, write_image_folder
 
 
@@ -178,7 +178,7 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
         import json, tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from keras_lambda.train import TrainConfig, train
+        from keras_lambda.training.run import TrainConfig, train
         summary = train(TrainConfig(strategy="mirrored", epochs=1, batch_size=64,
                                     output_dir={str(tmp_path)!r}, verbose=0))
         print(json.dumps(summary))

@@ -1,4 +1,4 @@
-"""keras_lambda.custom_loop: two workers under MultiWorkerMirroredStrategy train to
+"""keras_lambda.training.custom_loop: two workers under MultiWorkerMirroredStrategy train to
 identical weights and resume, through `keras-lambda train --strategy multiworker`."""
 
 import json

@@ -1,4 +1,4 @@
-"""keras_lambda.data: the validation split, and tensorflow-datasets without a network."""
+"""keras_lambda.training.data: the validation split, and tensorflow-datasets without a network."""
 
 import socket
 import time
@@ -6,7 +6,7 @@ import time
 import pytest
 import requests
 
-from keras_lambda import data as data_lib
+from keras_lambda.training import data as data_lib
 from tests.helpers import write_image_folder
 
 

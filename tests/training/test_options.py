@@ -1,8 +1,8 @@
-"""keras_lambda.options: settings checked before any work, and what a resume may change."""
+"""keras_lambda.training.options: settings checked before any work, and what a resume may change."""
 
 import pytest
 
-from keras_lambda.options import (
+from keras_lambda.training.options import (
     RESUME_FIXED,
     TrainConfig,
     UsageError,

@@ -1,9 +1,9 @@
-"""keras_lambda.distribute: strategies by name and which worker writes where."""
+"""keras_lambda.training.distribute: strategies by name and which worker writes where."""
 
 import pytest
 import tensorflow as tf
 
-from keras_lambda import distribute
+from keras_lambda.training import distribute
 from keras_lambda.errors import UsageError
 
 

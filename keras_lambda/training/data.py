@@ -15,7 +15,7 @@ import numpy as np
 from keras_lambda import _startup
 from keras_lambda.errors import UsageError
 
-tf = _startup.tensorflow_for("keras_lambda.data (input pipelines)")
+tf = _startup.tensorflow_for("keras_lambda.training.data (input pipelines)")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SHUFFLE_BUFFER = 10_000  # examples; smaller data sets are shuffled whole
