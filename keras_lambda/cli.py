@@ -5,6 +5,7 @@ import dataclasses
 import math
 import os
 import re
+import signal
 import sys
 
 import keras_lambda
@@ -29,57 +30,94 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def _add_train(commands):
-    from keras_lambda.training.options import MODELS, PRECISIONS, STRATEGIES, TrainConfig
+    from keras_lambda.training import recipe
+    from keras_lambda.training.options import CROPS, MODELS, OPTIMIZERS, PRECISIONS, STRATEGIES
+    from keras_lambda.training.options import TrainConfig
 
     defaults = TrainConfig()
+    paper = recipe.RECIPES["paper"]
+
+    def recipe_default(key):
+        """Help text for a setting a recipe covers: argparse's default is None."""
+        shown = f"(default {recipe.DEFAULTS[key]}"
+        return shown + (f"; --recipe paper: {paper[key]})" if key in paper else ")")
+
     train = commands.add_parser(
         "train",
         help="train a LambdaResNet (default: the tiny one on the bundled digits)",
         description="Train a LambdaResNet with model.fit. Writes model.keras (final), "
-        "best.keras (best validation accuracy), checkpoints/, logs/ (TensorBoard) and "
-        f"summary.json into --output-dir (default: {defaults.output_dir}). Run the same "
-        "command again to resume from the newest checkpoint; more --epochs extends the run.",
+        "best.keras (best validation accuracy), classes.json, checkpoints/, logs/ "
+        f"(TensorBoard) and summary.json into --output-dir (default: {defaults.output_dir}). "
+        "Run the same command again to resume from the newest checkpoint; more --epochs "
+        "extends the run. Ctrl-C stops it; it resumes from its last finished epoch.",
         formatter_class=_HelpFormatter,
     )
-    train.add_argument("--dataset", default=defaults.dataset,
-                       help="digits (scikit-learn's, bundled) or tfds:NAME[:SPLIT] "
-                       "(tensorflow-datasets)")
-    train.add_argument("--data-dir", help="a folder with one sub-folder of images per class; "
-                       "with tfds:NAME, tensorflow-datasets' data folder")
-    train.add_argument("--model", default=defaults.model, help=f"one of {', '.join(MODELS)}")
-    train.add_argument("--image-size", type=int, default=defaults.image_size,
-                       help="images are resized to this side (>= 32)")
-    train.add_argument("--epochs", type=int, default=defaults.epochs,
-                       help="epochs in all, counting those of a resumed run")
-    train.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                       help="global batch size, split over the replicas")
-    train.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
-                       help="AdamW's peak learning rate (> 0): linear warm-up, then cosine "
-                       "decay to 0 at the last epoch")
-    train.add_argument("--warmup-epochs", type=float, default=defaults.warmup_epochs,
-                       help="epochs of linear warm-up (>= 0)")
-    train.add_argument("--weight-decay", type=float, default=defaults.weight_decay,
-                       help="AdamW's decoupled weight decay (>= 0)")
-    train.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing,
-                       help="of the cross-entropy, in [0, 1)")
-    train.add_argument("--validation-fraction", type=float,
-                       default=defaults.validation_fraction,
-                       help="of the training split, held out to pick best.keras; the test "
-                       "split is used once, at the end")
-    train.add_argument("--precision", default=defaults.precision, help=", ".join(PRECISIONS))
-    train.add_argument("--jit-compile", action="store_true", help="compile steps with XLA")
-    train.add_argument("--strategy", default=defaults.strategy,
-                       help="tf.distribute strategy: " + ", ".join(STRATEGIES))
-    train.add_argument("--key-dim", type=int,
-                       help="lambda layers' key depth k (default: the model's)")
-    train.add_argument("--num-heads", type=int,
-                       help="lambda layers' heads h (default: the model's)")
-    train.add_argument("--scope", type=int,
-                       help="odd lambda convolution scope r (default: the model's; tiny: global)")
-    train.add_argument("--output-dir", default=defaults.output_dir,
-                       help="where the run writes (and resumes from)")
-    train.add_argument("--seed", type=int, default=defaults.seed,
-                       help="of the data split, the initialisation and the shuffling")
+    add = train.add_argument
+    add("--dataset", default=defaults.dataset,
+        help="digits (scikit-learn's, bundled) or tfds:NAME[:SPLIT] (tensorflow-datasets)")
+    add("--data-dir", help="a folder of images: one sub-folder per class (nested folders "
+        "belong to their class), or train/ and val/ folders of class folders; with "
+        "tfds:NAME, tensorflow-datasets' data folder")
+    add("--model", default=defaults.model, help=f"one of {', '.join(MODELS)}")
+    add("--image-size", type=int, default=defaults.image_size,
+        help="the side of the training crops and evaluation images (>= 32)")
+    add("--recipe", help="a named set of the training settings below: "
+        + ", ".join(recipe.names()) + " (LambdaNetworks' ImageNet recipe); a flag given "
+        "with it wins")
+    add("--epochs", type=int, help="epochs in all, counting those of a resumed run "
+        + recipe_default("epochs"))
+    add("--steps-per-epoch", type=int,
+        help="training steps between checkpoints and validations (default: one pass over "
+        "the training split)")
+    add("--batch-size", type=int, default=defaults.batch_size,
+        help="global batch size, split over the replicas")
+    add("--optimizer", help=f"{', '.join(OPTIMIZERS)} (SGD with momentum) "
+        + recipe_default("optimizer"))
+    add("--momentum", type=float, help="SGD's momentum " + recipe_default("momentum"))
+    add("--learning-rate", type=float,
+        help="peak learning rate (> 0): linear warm-up, then cosine decay to 0 at the last "
+        "epoch " + recipe_default("learning_rate"))
+    add("--lr-scaling-batch", type=int,
+        help="the learning rate is for this batch size and scales with --batch-size; 0: "
+        "used as given " + recipe_default("lr_scaling_batch"))
+    add("--warmup-epochs", type=float, help="epochs of linear warm-up (>= 0) "
+        + recipe_default("warmup_epochs"))
+    add("--weight-decay", type=float, help="decoupled weight decay (>= 0) "
+        + recipe_default("weight_decay"))
+    add("--label-smoothing", type=float, help="of the cross-entropy, in [0, 1) "
+        + recipe_default("label_smoothing"))
+    add("--dropout", type=float, help="dropout before the classifier, in [0, 1) "
+        + recipe_default("dropout"))
+    add("--stochastic-depth", type=float,
+        help="drop-path rate at the last block, linear in depth (default: the model's; "
+        f"--recipe paper: {paper['stochastic_depth']})")
+    add("--randaugment", type=float, help="RandAugment magnitude 0..10 (2 operations an "
+        "image; 0: off) " + recipe_default("randaugment"))
+    add("--mixup", type=float, help="MixUp alpha (0: off) " + recipe_default("mixup"))
+    add("--cutmix", type=float, help="CutMix alpha (0: off; with --mixup, one of them a "
+        "batch) " + recipe_default("cutmix"))
+    add("--ema-momentum", type=float,
+        help="moving average of the weights, e.g. 0.9999 (0: off); validation, best.keras "
+        "and model.keras use it " + recipe_default("ema_momentum"))
+    add("--train-crop", help=f"{', '.join(CROPS)}: a random-resized crop, or a random "
+        "translation for tiny images (default: inception; pad for the 8x8 digits)")
+    add("--crop-pct", type=float, help="evaluation resizes to --image-size / this and "
+        "crops the centre (default: 0.875; 1 for the digits)")
+    add("--validation-fraction", type=float, default=defaults.validation_fraction,
+        help="of the training split, held out to pick best.keras; the test split is used "
+        "once, at the end")
+    add("--precision", default=defaults.precision, help=", ".join(PRECISIONS))
+    add("--jit-compile", action="store_true", help="compile steps with XLA")
+    add("--strategy", default=defaults.strategy,
+        help="tf.distribute strategy: " + ", ".join(STRATEGIES))
+    add("--key-dim", type=int, help="lambda layers' key depth k (default: the model's)")
+    add("--num-heads", type=int, help="lambda layers' heads h (default: the model's)")
+    add("--scope", type=int,
+        help="odd lambda convolution scope r (default: the model's; tiny: global)")
+    add("--output-dir", default=defaults.output_dir,
+        help="where the run writes (and resumes from)")
+    add("--seed", type=int, default=defaults.seed,
+        help="of the data split, the initialisation, the shuffling and the augmentation")
 
 
 def _add_tune(commands):
@@ -208,6 +246,37 @@ def _need_tensorflow(command):
         ) from None
 
 
+class Stopped(BaseException):
+    """SIGINT or SIGTERM arrived during a run (raised from the signal handler; like
+    KeyboardInterrupt, no `except Exception` on the way catches it)."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop_on_signals():
+    """SIGINT and SIGTERM raise Stopped in the main thread: the run unwinds (its
+    lock released, no half-written file left: see files.atomic_write)."""
+
+    def handler(signum, frame):
+        raise Stopped(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)
+
+
+def _stopped_message(config, stopped):
+    from keras_lambda.training import checkpoints
+
+    done = next(iter(checkpoints.saved(os.path.join(config.output_dir, "checkpoints"))), None)
+    epochs_done = done["epoch"] if done else 0
+    resumes = (f"the run resumes from epoch {epochs_done + 1} (its checkpoint after epoch "
+               f"{epochs_done})" if done else "no epoch had finished: the run starts over")
+    return (f"stopped by {stopped} during epoch {min(epochs_done + 1, config.epochs)} of "
+            f"{config.epochs}; {resumes}: run the same command again")
+
+
 def _train(args, argv):
     from keras_lambda.training.options import TrainConfig
 
@@ -216,7 +285,12 @@ def _train(args, argv):
     _need_tensorflow("train")  # only now, quietly
     from keras_lambda.training.run import train
 
-    summary = train(config)
+    _stop_on_signals()
+    try:
+        summary = train(config)
+    except Stopped as stopped:
+        print(f"keras-lambda: {_stopped_message(config, stopped)}", file=sys.stderr)
+        return 128 + stopped.signum
     summary_path = os.path.join(config.output_dir, "summary.json")
     best = (
         f"\nbest model (epoch {summary['best_epoch']}, validation accuracy "
@@ -231,6 +305,11 @@ def _train(args, argv):
         f"{summary['best_path']} (best), {summary['logs']} (TensorBoard)"
         + (f", {summary_path}" if os.path.exists(summary_path) else "")
     )
+    skipped = summary.get("undecodable_files") or []
+    if skipped:
+        print(f"keras-lambda: {len(skipped)} image file(s) did not decode and were skipped "
+              f"(listed in {summary_path}): {skipped[0]}" + (", ..." if len(skipped) > 1 else ""),
+              file=sys.stderr)
     return 0
 
 
@@ -244,7 +323,7 @@ def _tune(args, argv):
     from keras_lambda.tuning import search
 
     best = search(config)
-    print(f"\nbest of {best['completed_trials']} trials (trial {best['trial_id']}): "
+    print(f"\nbest of {best['completed_trials']} trials (trial #{best['trial_number']}): "
           f"val accuracy {best['val_accuracy']:.4f} · test accuracy {best['test_accuracy']:.4f}")
     for name, value in best["hyperparameters"].items():
         print(f"  {name:<18} {value}" + (" (global)" if name == "scope" and value == 0 else ""))
@@ -318,7 +397,7 @@ def main(argv=None):
     The one place where errors become what a command-line user sees: the
     library's UsageError (bad settings, data or files, found before the work)
     is one line on stderr with the command's flags, and exit code 2."""
-    from keras_lambda.errors import UsageError
+    from keras_lambda.errors import FaultError, UsageError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -331,6 +410,9 @@ def main(argv=None):
         message = as_flags(str(error), parser.commands[args.command])
         print(f"keras-lambda: error: {message}", file=sys.stderr)
         return 2
+    except FaultError as error:
+        print(f"keras-lambda: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import socket
 import tempfile
 import time
 
-from keras_lambda.errors import UsageError
+from keras_lambda.errors import FaultError, UsageError
 
 LOCK_NAME = ".lock"
 
@@ -18,11 +18,27 @@ def atomic_write(path, write):
     """Writes through a temporary file and renames it: a kill leaves old or new, never half.
 
     `write(temporary_path)` writes the file (e.g. `model.save`); the temporary
-    keeps the extension, which Keras checks.
+    keeps the extension, which Keras checks. Whatever stops the write (a full
+    disk, a signal) removes the temporary and leaves the old file as it was; an
+    OSError (ENOSPC, EFBIG, EIO, ...) becomes a FaultError naming the file.
     """
     temporary = f"{path}.tmp{os.path.splitext(path)[1]}"
-    write(temporary)
-    os.replace(temporary, path)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException as error:
+        try:
+            os.remove(temporary)
+        except OSError:
+            pass
+        if isinstance(error, OSError):
+            reason = error.strerror or str(error)
+            kept = "the previous version is intact; " if os.path.exists(path) else ""
+            raise FaultError(
+                f"cannot write {path}: {reason}; {kept}free some space (or fix the "
+                "disk) and run the same command again to carry on"
+            ) from None
+        raise
 
 
 def write_json(path, payload):

@@ -99,6 +99,8 @@ class LambdaResNetHyperModel(keras_tuner.HyperModel):
             decay; other batch sizes scale it. None: constant learning rate.
         label_smoothing: of the cross-entropy loss.
         jit_compile: compile train steps with XLA.
+        include_rescaling: the models take pixel values 0..255 (what
+            `keras_lambda.training.data.batched` gives) and scale them to [0, 1].
         preset: the named model (`keras_lambda.models.presets`) whose other
             settings the trials keep (base, activation, lambda layer options);
             default "tiny", what `keras-lambda train` trains.
@@ -120,6 +122,7 @@ class LambdaResNetHyperModel(keras_tuner.HyperModel):
         steps_per_epoch=None,
         label_smoothing=0.0,
         jit_compile=False,
+        include_rescaling=False,
         preset="tiny",
         name=None,
         tunable=True,
@@ -148,6 +151,7 @@ class LambdaResNetHyperModel(keras_tuner.HyperModel):
         self.steps_per_epoch = steps_per_epoch
         self.label_smoothing = label_smoothing
         self.jit_compile = jit_compile
+        self.include_rescaling = include_rescaling
         self.search_space = {**SEARCH_SPACE, **search_space}
 
     def _value(self, hp, name):
@@ -177,6 +181,7 @@ class LambdaResNetHyperModel(keras_tuner.HyperModel):
                 "intra_depth": value("intra_depth"),
             },
             input_shape=self.input_shape,
+            include_rescaling=self.include_rescaling,
             classes=self.classes,
             name="lambda_resnet_trial",
         )
@@ -300,6 +305,7 @@ def search(config):
                 epochs=config.epochs,
                 steps_per_epoch=math.ceil(trials_data.num_train / REFERENCE_BATCH),
                 jit_compile=config.jit_compile,
+                include_rescaling=True,  # the pipelines' images are uint8
                 **config.space,
             )
         except ValueError as error:  # before the tuner writes anything
@@ -346,6 +352,8 @@ def search(config):
             if not name.startswith("tuner/")
         },
         "trial_id": best_trial.trial_id,
+        # KerasTuner prints its trials as "Trial #1", "Trial #2", ... (trial_id + 1)
+        "trial_number": int(best_trial.trial_id) + 1,
         "val_accuracy": float(best_trial.score),
         "test_accuracy": float(test_accuracy),
         "completed_trials": len(completed),

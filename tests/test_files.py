@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from keras_lambda.errors import FaultError
 from keras_lambda.files import (
     LOCK_NAME,
     OutputLock,
@@ -27,9 +28,10 @@ def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):
             file.write("half")
         raise OSError("disk full")
 
-    with pytest.raises(OSError):
+    with pytest.raises(FaultError, match=f"cannot write {path}: disk full; the previous version is intact"):
         atomic_write(str(path), failing)
     assert path.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]  # no temporary left
     atomic_write(str(path), lambda temporary: open(temporary, "w").write("new"))
     assert path.read_text() == "new"
 

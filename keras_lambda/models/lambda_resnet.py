@@ -100,6 +100,8 @@ def LambdaResNet(
     activation="relu",
     lambda_pool_size=3,
     lambda_layer_kwargs=None,
+    dropout_rate=0.0,
+    include_rescaling=False,
     include_top=True,
     weights=None,
     input_tensor=None,
@@ -153,6 +155,10 @@ def LambdaResNet(
         lambda_pool_size: 3 (paper) or 2 (timm), pooling after strided lambda layers.
         lambda_layer_kwargs: further `LambdaLayer` arguments of every lambda
             layer, e.g. `dict(position_bias=True, norm_epsilon=1e-5)` (timm's).
+        dropout_rate: dropout before the classifier (with `include_top`).
+        include_rescaling: the model takes pixel values 0..255 (uint8 or float)
+            and scales them to [0, 1] itself (`keras.layers.Rescaling`), as the
+            training pipelines of `keras_lambda.training` feed it.
         include_top, weights, input_tensor, input_shape, pooling, classes,
         classifier_activation, name: as in `keras.applications`. `weights`: None
             or the path of a Keras weights file (`.weights.h5`, `.keras`) for
@@ -208,6 +214,8 @@ def LambdaResNet(
     lambda_blocks = parse_placement(placement, stackwise_num_blocks)
     if not 0 <= drop_path_rate < 1:
         raise ValueError(f"`drop_path_rate` must be in [0, 1). Received: {drop_path_rate}")
+    if not 0 <= dropout_rate < 1:
+        raise ValueError(f"`dropout_rate` must be in [0, 1). Received: {dropout_rate}")
     if width_multiplier <= 0:
         raise ValueError(f"`width_multiplier` must be > 0. Received: {width_multiplier}")
     stem, avg_pool_shortcut, default_se_ratio, zero_init_residual = BASES[base]
@@ -215,7 +223,8 @@ def LambdaResNet(
 
     uses_lambda = any(lambda_blocks)
     inputs = _input_tensor(input_tensor, input_shape, uses_lambda and scope is None)
-    x = blocks.apply_stem(inputs, stem, activation)
+    x = keras.layers.Rescaling(1 / 255, name="rescaling")(inputs) if include_rescaling else inputs
+    x = blocks.apply_stem(x, stem, activation)
     total_blocks = sum(stackwise_num_blocks)
     block_number = 0
     for stage, num_blocks in enumerate(stackwise_num_blocks):
@@ -258,6 +267,8 @@ def LambdaResNet(
 
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        if dropout_rate:
+            x = keras.layers.Dropout(dropout_rate, name="top_dropout")(x)
         # float32 probabilities under mixed precision (Keras's advice for the last layer)
         x = keras.layers.Dense(
             classes, activation=classifier_activation, dtype="float32", name="predictions"

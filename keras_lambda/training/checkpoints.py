@@ -14,8 +14,9 @@ import re
 
 import keras
 
-from keras_lambda.files import atomic_write, read_json, write_json
 from keras_lambda.errors import UsageError
+from keras_lambda.files import atomic_write, read_json, write_json
+from keras_lambda.training import ema
 
 KEEP = 2  # checkpoints kept: one that fails to load still leaves one to resume from
 _NAME = re.compile(r"^epoch-(\d{4,})\.json$")
@@ -68,8 +69,9 @@ def restore(model, directory, report=print):
 
 class EpochCheckpoint(keras.callbacks.Callback):
     """After every epoch: the model (with optimizer) and its record to `checkpoints/`,
-    `state.json`, the best model by validation accuracy to `best.keras`; checkpoints
-    older than the last `KEEP` are removed.
+    `state.json`, the best model by validation accuracy to `best.keras` (with the
+    moving average of the weights when the optimizer keeps one: what was
+    validated); checkpoints older than the last `KEEP` are removed.
 
     Args:
         output_dir: the run's folder.
@@ -93,7 +95,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         val_accuracy = float((logs or {}).get("val_accuracy", -1.0))
         if val_accuracy > self.best_val_accuracy:
             self.best_val_accuracy, self.best_epoch = val_accuracy, epoch
-            atomic_write(self.best_path, self.model.save)
+            with ema.averaged_weights(self.model):
+                atomic_write(self.best_path, self.model.save)
         model_path, record_path = _paths(self.directory, epoch)
         atomic_write(model_path, self.model.save)
         record = {

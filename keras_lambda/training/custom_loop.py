@@ -12,6 +12,7 @@ import time
 
 from keras_lambda import _startup
 from keras_lambda.errors import UsageError
+from keras_lambda.training import ema
 
 tf = _startup.tensorflow_for("keras_lambda.training.custom_loop")
 
@@ -27,16 +28,19 @@ def fit(
     initial_epoch=0,
     callbacks=(),
     verbose=1,
+    steps_per_epoch=None,
 ):
     """Trains `model` (built and compiled in `strategy.scope()`) for epochs
     [initial_epoch, epochs); `train_ds` yields global batches with drop_remainder,
-    so every worker runs the same number of steps; `validation_ds` gives the
-    callbacks their `val_accuracy`. Returns the last epoch's logs."""
+    so every worker runs the same number of steps (`steps_per_epoch` of them an
+    epoch when given, from a repeated `train_ds`); `validation_ds` gives the
+    callbacks their `val_accuracy`, on the moving average of the weights when
+    the optimizer keeps one. Returns the last epoch's logs."""
     per_example_loss = loss.__class__.from_config({**loss.get_config(), "reduction": None})
     with strategy.scope():  # its slots exist before the first distributed step
         model.optimizer.build(model.trainable_variables)
     distributed = strategy.experimental_distribute_dataset(train_ds)
-    steps_per_epoch = int(train_ds.cardinality())
+    steps_per_epoch = steps_per_epoch or int(train_ds.cardinality())
     if steps_per_epoch < 1:
         raise UsageError("the training set has fewer examples than one global batch")
 
@@ -81,20 +85,29 @@ def fit(
     for callback in callbacks:
         callback.set_model(model)
     logs = {}
+    endless = iter(distributed) if train_ds.cardinality() == tf.data.INFINITE_CARDINALITY else None
     for epoch in range(initial_epoch, epochs):
+        for callback in callbacks:
+            callback.on_epoch_begin(epoch)
         started, total_loss, total_correct, steps = time.time(), 0.0, 0.0, 0
-        iterator = iter(distributed)
+        iterator = endless or iter(distributed)
         for _ in range(steps_per_epoch):
             value, correct = train_step(iterator)
             total_loss += float(value)
             total_correct += float(correct)
             steps += 1
+            for callback in callbacks:
+                callback.on_train_batch_end(steps - 1)
         if statistics:
             synchronise_statistics()
+        for callback in callbacks:
+            callback.on_test_begin()
+        with ema.averaged_weights(model):
+            val_accuracy = accuracy(model, validation_ds)
         logs = {
             "loss": total_loss / max(steps, 1),
             "accuracy": total_correct / max(steps * global_batch_size, 1),
-            "val_accuracy": accuracy(model, validation_ds),
+            "val_accuracy": val_accuracy,
         }
         if verbose:
             print(
@@ -105,6 +118,8 @@ def fit(
             )
         for callback in callbacks:
             callback.on_epoch_end(epoch, logs)
+    if ema.optimizer_with_ema(model):  # as model.fit ends: the average becomes the weights
+        model.optimizer.finalize_variable_values(model.trainable_variables)
     return logs
 
 

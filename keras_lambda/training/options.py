@@ -3,29 +3,47 @@
 import dataclasses
 import math
 
-from keras_lambda.models import presets
-
-
 from keras_lambda.errors import UsageError
+from keras_lambda.models import presets
+from keras_lambda.training import recipe as recipes
 
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+OPTIMIZERS = ("adamw", "sgd")
+CROPS = ("inception", "pad")  # augment.CROPS, without importing TensorFlow
 MODELS = presets.names()
 NETWORK_STRIDE = 32
 
 
 @dataclasses.dataclass
 class TrainConfig:
+    """What `keras-lambda train` does. The settings a recipe covers
+    (`recipe.DEFAULTS`) default to None: the recipe's value, else the default
+    there; they hold the resolved values once the config is made."""
+
     dataset: str = "digits"
     data_dir: str = None
     model: str = "tiny"
     image_size: int = 32
-    epochs: int = 15
+    recipe: str = None  # "paper": the LambdaNetworks / ResNet-RS recipe (training.recipe)
+    epochs: int = None
     batch_size: int = 64  # global, over all replicas
-    learning_rate: float = 3e-3
-    warmup_epochs: float = 1.0
-    weight_decay: float = 1e-4
-    label_smoothing: float = 0.0
+    steps_per_epoch: int = None  # None: one pass over the training split
+    optimizer: str = None  # "adamw" or "sgd" (with momentum)
+    momentum: float = None
+    learning_rate: float = None  # peak; per `lr_scaling_batch` images when that is set
+    lr_scaling_batch: int = None  # the learning rate scales with batch_size / this (0: off)
+    warmup_epochs: float = None
+    weight_decay: float = None
+    label_smoothing: float = None
+    dropout: float = None  # before the classifier
+    stochastic_depth: float = None  # drop-path rate at the last block (None: the model's)
+    randaugment: float = None  # magnitude 0..10 (0: off)
+    mixup: float = None  # alpha (0: off)
+    cutmix: float = None  # alpha (0: off)
+    ema_momentum: float = None  # moving average of the weights (0: off)
+    train_crop: str = None  # "inception" or "pad" (None: per data set, see augment)
+    crop_pct: float = None  # evaluation's centre crop (None: per data set)
     validation_fraction: float = 0.1  # of the training split: what picks best.keras
     precision: str = "float32"
     jit_compile: bool = False
@@ -38,7 +56,21 @@ class TrainConfig:
     verbose: int = 1
 
     def __post_init__(self):
+        if self.recipe is not None and self.recipe not in recipes.names():
+            raise UsageError(
+                f"unknown `recipe` {self.recipe!r}; choose from {', '.join(recipes.names())}"
+            )
+        given = {key: getattr(self, key) for key in recipes.DEFAULTS}
+        for key, value in recipes.resolve(self.recipe, given).items():
+            setattr(self, key, value)
         validate(self)  # once, where the settings are made: bad ones never exist
+
+    @property
+    def peak_learning_rate(self):
+        """The learning rate at the end of the warm-up, scaled with the batch."""
+        if self.lr_scaling_batch:
+            return self.learning_rate * self.batch_size / self.lr_scaling_batch
+        return self.learning_rate
 
 
 # What a resumed run must share with the run in its folder: the model, the data and
@@ -46,7 +78,8 @@ class TrainConfig:
 # learning-rate schedule, the loss, XLA, the strategy) may change on resume.
 RESUME_FIXED = (
     "dataset", "data_dir", "model", "image_size", "key_dim", "num_heads", "scope",
-    "precision", "batch_size", "validation_fraction", "seed",
+    "precision", "batch_size", "validation_fraction", "seed", "dropout", "stochastic_depth",
+    "optimizer", "ema_momentum", "steps_per_epoch",
 )
 NOT_RECORDED = ("output_dir", "verbose")
 
@@ -106,8 +139,13 @@ def _check_choices(config, choices):
 def validate(config):
     """Raises UsageError naming the first bad setting."""
     _check_choices(
-        config, (("model", MODELS), ("strategy", STRATEGIES), ("precision", PRECISIONS))
+        config, (("model", MODELS), ("strategy", STRATEGIES), ("precision", PRECISIONS),
+                 ("optimizer", OPTIMIZERS))
     )
+    if config.train_crop is not None and config.train_crop not in CROPS:
+        raise UsageError(f"unknown `train_crop` {config.train_crop!r}; choose from {', '.join(CROPS)}")
+    if not isinstance(config.output_dir, str) or not config.output_dir.strip():
+        raise UsageError(f"`output_dir` must name a folder, got {config.output_dir!r}")
     if config.dataset != "digits" and not (
         config.dataset.startswith("tfds:") and len(config.dataset) > 5
     ):
@@ -125,7 +163,18 @@ def validate(config):
     _check_number("weight_decay", config.weight_decay, 0)
     _check_number("label_smoothing", config.label_smoothing, 0, 1)
     _check_number("validation_fraction", config.validation_fraction, 0, 1, low_inclusive=False)
-    for field in ("key_dim", "num_heads", "scope"):
+    _check_number("momentum", config.momentum, 0, 1)
+    _check_number("lr_scaling_batch", config.lr_scaling_batch, 0)
+    _check_number("dropout", config.dropout, 0, 1)
+    if config.stochastic_depth is not None:
+        _check_number("stochastic_depth", config.stochastic_depth, 0, 1)
+    _check_number("randaugment", config.randaugment, 0, 30, high_inclusive=True)
+    _check_number("mixup", config.mixup, 0)
+    _check_number("cutmix", config.cutmix, 0)
+    _check_number("ema_momentum", config.ema_momentum, 0, 1)
+    if config.crop_pct is not None:
+        _check_number("crop_pct", config.crop_pct, 0, 1, low_inclusive=False, high_inclusive=True)
+    for field in ("key_dim", "num_heads", "scope", "steps_per_epoch"):
         value = getattr(config, field)
         if value is not None and value < 1:
             raise UsageError(f"`{field}` must be >= 1, got {value}")

@@ -3,8 +3,12 @@
 `train(TrainConfig(...))` is what `keras-lambda train` runs. A run writes into
 `output_dir`: `checkpoints/` (the last two epochs with the optimizer, see
 `checkpoints`), `best.keras` (best validation accuracy, on a split held out of
-the training data), `model.keras` (final), `logs/` (TensorBoard) and
-`summary.json` (both models' accuracy on the test split, used once, at the end).
+the training data), `model.keras` (final), `classes.json` (the class names the
+models' outputs index), `logs/` (TensorBoard) and `summary.json` (both models'
+accuracy on the test split, used once, at the end; every setting, the files
+that did not decode). With a moving average of the weights (`ema_momentum`),
+validation, `best.keras` and `model.keras` use the average; checkpoints keep
+the trained weights and the average, so a resumed run continues both.
 Started again with the same output_dir, it resumes from the newest checkpoint
 that loads, whatever moment the previous run was killed at; a lock file keeps a
 second run out of the folder meanwhile.
@@ -19,7 +23,7 @@ import time
 import keras
 
 from keras_lambda import _startup, models
-from keras_lambda.training import checkpoints, custom_loop, distribute
+from keras_lambda.training import augment, checkpoints, custom_loop, distribute, ema, progress
 from keras_lambda.training import data as data_lib
 from keras_lambda.files import OutputLock, atomic_write, check_output_dir, read_json, write_json
 from keras_lambda.training.options import (  # noqa: F401  (TrainConfig: also importable from here)
@@ -32,34 +36,52 @@ from keras_lambda.training.options import (  # noqa: F401  (TrainConfig: also im
 tf = _startup.tensorflow_for("keras_lambda.training (training)")
 
 def build_model(config, input_shape, num_classes):
-    """The preset `config.model` for these inputs and classes, with the lambda
-    settings the command line overrides (--key-dim, --num-heads, --scope)."""
+    """The preset `config.model` for these inputs and classes, taking pixel values
+    0..255 (the pipelines' uint8 images), with the settings the command line
+    overrides (--key-dim, --num-heads, --scope, --dropout, --stochastic-depth)."""
     overrides = {
         key: getattr(config, key)
         for key in ("key_dim", "num_heads", "scope")
         if getattr(config, key) is not None
     }
+    if config.stochastic_depth is not None:
+        overrides["drop_path_rate"] = config.stochastic_depth
     return models.build_preset(
-        config.model, input_shape=input_shape, classes=num_classes, **overrides
+        config.model, input_shape=input_shape, classes=num_classes, include_rescaling=True,
+        dropout_rate=config.dropout, **overrides,
     )
 
 
-def compile_model(model, config, steps_per_epoch):
-    """AdamW with linear warm-up, then cosine decay to 0 over the run's `epochs`.
-
-    The schedule is a function of the optimizer's step and the current settings:
+def learning_rate_schedule(config, steps_per_epoch):
+    """Linear warm-up to the (batch-scaled) peak, then cosine decay to 0 over the
+    run's `epochs`. A function of the optimizer's step and the current settings:
     a run resumed with more epochs continues from the step it reached on the
     schedule of the new total, so the added epochs train."""
     total = max(1, config.epochs * steps_per_epoch)
     warmup = min(total - 1, int(config.warmup_epochs * steps_per_epoch))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0 if warmup else config.learning_rate,
+    peak = config.peak_learning_rate
+    return keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else peak,
         decay_steps=total - warmup,
-        warmup_target=config.learning_rate if warmup else None,
+        warmup_target=peak if warmup else None,
         warmup_steps=warmup,
     )
+
+
+def make_optimizer(config, steps_per_epoch):
+    """AdamW, or SGD with momentum; decoupled weight decay; the moving average of
+    the weights (`use_ema`) when `ema_momentum` is set."""
+    schedule = learning_rate_schedule(config, steps_per_epoch)
+    ema = dict(use_ema=True, ema_momentum=config.ema_momentum) if config.ema_momentum else {}
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(schedule, momentum=config.momentum,
+                                    weight_decay=config.weight_decay or None, **ema)
+    return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, **ema)
+
+
+def compile_model(model, config, steps_per_epoch):
     model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+        optimizer=make_optimizer(config, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
         jit_compile=config.jit_compile,
@@ -123,22 +145,43 @@ class _Pipelines:
     steps_per_epoch: int
     num_train: int
     num_validation: int
+    augmentation: augment.Augmentation
 
 
 def _pipelines(config, data, static):
     batches = config.batch_size
     to_one_hot = data_lib.one_hot(data.num_classes)
     held_out = data_lib.split_validation(data, config.validation_fraction)
+    if batches > held_out.num_train:
+        raise UsageError(
+            f"`batch_size` {batches} is larger than the {held_out.num_train} training "
+            f"examples (after holding out {data.num_train - held_out.num_train} for "
+            f"validation); use at most {held_out.num_train}"
+        )
+    augmentation = augment.Augmentation.for_data(
+        data, crop=config.train_crop, crop_pct=config.crop_pct, randaugment=config.randaugment,
+        mixup=config.mixup, cutmix=config.cutmix,
+    )
     steps = held_out.num_train // batches if static else math.ceil(held_out.num_train / batches)
+    train = data_lib.batched(
+        held_out, config.image_size, batches, True, drop_remainder=static, seed=config.seed,
+        augmentation=augmentation,
+    ).map(to_one_hot)
+    train = augment.mix_batches(train, augmentation, config.seed)
+    if config.steps_per_epoch:  # epochs shorter (or longer) than a pass: one endless stream
+        steps = config.steps_per_epoch
+        train = train.repeat()
+    evaluation = dict(augmentation=augmentation)
     return _Pipelines(
-        train=data_lib.batched(
-            held_out, config.image_size, batches, True, drop_remainder=static, seed=config.seed
-        ).map(to_one_hot),
-        validation=data_lib.batched(held_out, config.image_size, batches, False).map(to_one_hot),
-        test=data_lib.batched(data, config.image_size, batches, False).map(to_one_hot),
+        train=train.prefetch(tf.data.AUTOTUNE),
+        validation=data_lib.batched(held_out, config.image_size, batches, False,
+                                    **evaluation).map(to_one_hot),
+        test=data_lib.batched(data, config.image_size, batches, False,
+                              **evaluation).map(to_one_hot),
         steps_per_epoch=max(1, steps),
         num_train=held_out.num_train,
         num_validation=data.num_train - held_out.num_train,
+        augmentation=augmentation,
     )
 
 
@@ -158,6 +201,9 @@ def _fit(config, data, strategy, started):
         model.optimizer.build(model.trainable_variables)  # its state loads with a checkpoint
     os.makedirs(own_dir, exist_ok=True)  # only now: bad input leaves nothing behind
     with OutputLock(own_dir):
+        if chief:  # beside best.keras and model.keras: what their outputs mean
+            write_json(os.path.join(config.output_dir, "classes.json"),
+                       {"class_names": data.class_names})
         resumed = checkpoints.restore(model, _checkpoint_dir(config), report=_report)
         initial_epoch = resumed["epoch"] if resumed else 0
         history = list(resumed.get("history", [])) if resumed else []
@@ -170,19 +216,29 @@ def _fit(config, data, strategy, started):
                 print(f"resuming {config.output_dir} after epoch {initial_epoch}"
                       + (f" (changed: {changed})" if changed else ""), flush=True)
         run = {"config": recorded(config), "history": history}
-        callbacks = [checkpoints.EpochCheckpoint(own_dir, run, best=resumed)]
+        log_dir = os.path.join(own_dir, "logs")
+        epoch_checkpoint = checkpoints.EpochCheckpoint(own_dir, run, best=resumed)
+        callbacks = [
+            epoch_checkpoint,
+            progress.Progress(config.batch_size, pipelines.steps_per_epoch, config.epochs,
+                              verbose=config.verbose if chief else 0),
+        ]
         if custom:
             custom_loop.fit(
                 model, strategy, pipelines.train, pipelines.validation, config.batch_size, model.loss,
                 config.epochs, initial_epoch, callbacks, config.verbose if chief else 0,
+                steps_per_epoch=pipelines.steps_per_epoch,
             )
         else:
-            callbacks.append(keras.callbacks.TensorBoard(os.path.join(own_dir, "logs")))
+            if ema.optimizer_with_ema(model):  # validation on the moving average
+                callbacks.insert(0, keras.callbacks.SwapEMAWeights())
+            callbacks.append(keras.callbacks.TensorBoard(log_dir))
             model.fit(
                 pipelines.train,
                 validation_data=pipelines.validation,
                 epochs=config.epochs,
                 initial_epoch=initial_epoch,
+                steps_per_epoch=pipelines.steps_per_epoch if config.steps_per_epoch else None,
                 callbacks=callbacks,
                 verbose=config.verbose,
                 shuffle=False,  # the pipeline shuffles
@@ -196,8 +252,8 @@ def _fit(config, data, strategy, started):
                 accuracy(keras.models.load_model(best_path), pipelines.test)
                 if os.path.exists(best_path) else None
             ),
-            "best_val_accuracy": callbacks[0].best_val_accuracy,
-            "best_epoch": callbacks[0].best_epoch,
+            "best_val_accuracy": epoch_checkpoint.best_val_accuracy,
+            "best_epoch": epoch_checkpoint.best_epoch,
             "epochs": config.epochs,
             "initial_epoch": initial_epoch,
             "params": model.count_params(),
@@ -207,11 +263,18 @@ def _fit(config, data, strategy, started):
             "model": config.model,
             "train_examples": pipelines.num_train,
             "validation_examples": pipelines.num_validation,
+            "steps_per_epoch": pipelines.steps_per_epoch,
+            "class_names": data.class_names,
+            "augmentation": dataclasses.asdict(pipelines.augmentation),
+            "data": data.notes,
+            "undecodable_files": data.undecodable(),
+            "uses_ema_weights": bool(config.ema_momentum),
             "config": run["config"],
             "history": history,
             "model_path": os.path.join(own_dir, "model.keras"),
             "best_path": best_path,
-            "logs": os.path.join(own_dir, "logs"),
+            "classes_path": os.path.join(config.output_dir, "classes.json"),
+            "logs": log_dir,
         }
         atomic_write(summary["model_path"], model.save)
         if chief:

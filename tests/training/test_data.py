@@ -10,8 +10,8 @@ from keras_lambda.training import data as data_lib
 from tests.helpers import write_image_folder
 
 
-def images(dataset):
-    return {image.numpy().tobytes() for image, _ in dataset}
+def images(split):
+    return {image.numpy().tobytes() for image, _ in split.images()}
 
 
 def test_the_validation_split_comes_from_the_training_split_only():
@@ -19,7 +19,7 @@ def test_the_validation_split_comes_from_the_training_split_only():
     held_out = data_lib.split_validation(digits, 0.1)
     train, validation, test = images(held_out.train), images(held_out.test), images(digits.test)
     assert len(validation) == int(digits.num_train * 0.1) == 143
-    assert held_out.num_train == digits.num_train - 143 == len(list(held_out.train))
+    assert held_out.num_train == digits.num_train - 143 == len(list(held_out.train.images()))
     assert validation.isdisjoint(train) and validation.isdisjoint(test)
     assert train | validation == images(digits.train)
 
@@ -27,7 +27,7 @@ def test_the_validation_split_comes_from_the_training_split_only():
 def test_an_image_folder_validation_split_mixes_the_classes(tmp_path):
     write_image_folder(tmp_path, classes=("a", "b", "c"), per_class=20)
     folder = data_lib.load_folder(str(tmp_path))
-    labels = [int(label) for _, label in data_lib.split_validation(folder, 0.25).test]
+    labels = [int(label) for _, label in data_lib.split_validation(folder, 0.25).test.images()]
     assert len(set(labels)) == 3  # not the first class's images only
 
 
