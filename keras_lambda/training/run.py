@@ -19,6 +19,7 @@ import math
 import os
 import sys
 import time
+import warnings
 
 import keras
 
@@ -168,9 +169,11 @@ def _pipelines(config, data, static):
         augmentation=augmentation,
     ).map(to_one_hot)
     train = augment.mix_batches(train, augmentation, config.seed)
-    if config.steps_per_epoch:  # epochs shorter (or longer) than a pass: one endless stream
-        steps = config.steps_per_epoch
-        train = train.repeat()
+    # One endless stream, cut into epochs of `steps` batches: an epoch of a folder
+    # is a pass whatever files failed to decode (their count is not known ahead),
+    # and --steps-per-epoch can make epochs shorter or longer than a pass.
+    steps = config.steps_per_epoch or steps
+    train = train.repeat()
     evaluation = dict(augmentation=augmentation)
     return _Pipelines(
         train=train.prefetch(tf.data.AUTOTUNE),
@@ -186,6 +189,15 @@ def _pipelines(config, data, static):
 
 
 def _fit(config, data, strategy, started):
+    with warnings.catch_warnings():
+        # A folder's evaluation pipelines have no known length (files that do not
+        # decode drop out), so Keras reads them to their end, as it should, and
+        # warns that the input "ran out of data" each time: nothing is wrong.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        return _fit_and_summarise(config, data, strategy, started)
+
+
+def _fit_and_summarise(config, data, strategy, started):
     chief = distribute.is_chief(strategy)
     own_dir = distribute.worker_dir(config.output_dir, strategy)
     custom = distribute.uses_custom_loop(strategy)
@@ -238,7 +250,7 @@ def _fit(config, data, strategy, started):
                 validation_data=pipelines.validation,
                 epochs=config.epochs,
                 initial_epoch=initial_epoch,
-                steps_per_epoch=pipelines.steps_per_epoch if config.steps_per_epoch else None,
+                steps_per_epoch=pipelines.steps_per_epoch,
                 callbacks=callbacks,
                 verbose=config.verbose,
                 shuffle=False,  # the pipeline shuffles
