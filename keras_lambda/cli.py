@@ -169,6 +169,18 @@ def _add_bench(commands):
         "figures NAME.png and NAME-implementations.png.",
         formatter_class=_HelpFormatter,
     )
+    bench.add_argument("--input-pipeline", action="store_true",
+                       help="time one pass of the training input pipeline instead (no model): "
+                       "first batch, images/s, peak memory; with --data-dir or --dataset, "
+                       "--image-size, --batch-size and the augmentation flags")
+    bench.add_argument("--dataset", default="digits",
+                       help="with --input-pipeline: digits or tfds:NAME[:SPLIT]")
+    bench.add_argument("--data-dir", help="with --input-pipeline: a folder of images")
+    bench.add_argument("--image-size", type=int, default=224, help="with --input-pipeline")
+    bench.add_argument("--batch-size", type=int, default=64, help="with --input-pipeline")
+    bench.add_argument("--randaugment", type=float, help="with --input-pipeline: magnitude")
+    bench.add_argument("--mixup", type=float, help="with --input-pipeline: alpha")
+    bench.add_argument("--cutmix", type=float, help="with --input-pipeline: alpha")
     bench.add_argument("--quick", action="store_true",
                        help="a short subset (1-2 min on 2 CPU cores): s 16 and 32, d 128, five "
                        "methods, no models")
@@ -331,7 +343,36 @@ def _tune(args, argv):
     return 0
 
 
+def _bench_input_pipeline(args, argv):
+    import time
+
+    from keras_lambda.files import check_output_dir, write_json
+    from keras_lambda.training.options import TrainConfig
+
+    started = time.perf_counter()
+    TrainConfig(dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
+                batch_size=args.batch_size, randaugment=args.randaugment, mixup=args.mixup,
+                cutmix=args.cutmix)  # the same checks as `train`
+    check_output_dir(args.output_dir)
+    _need_tensorflow("bench --input-pipeline")
+    from keras_lambda.training import pipeline_bench
+
+    figures = pipeline_bench.measure(
+        args.dataset, args.data_dir, args.image_size, args.batch_size, started=started,
+        randaugment=args.randaugment,
+        mixup=args.mixup, cutmix=args.cutmix)
+    figures["command"] = " ".join(["keras-lambda", *argv])
+    print("\n".join(pipeline_bench.report(figures)))
+    os.makedirs(args.output_dir, exist_ok=True)
+    path = os.path.join(args.output_dir, f"{args.name or 'input-pipeline'}.json")
+    write_json(path, figures)
+    print(f"saved: {path}")
+    return 0
+
+
 def _bench(args, argv):
+    if args.input_pipeline:
+        return _bench_input_pipeline(args, argv)
     _startup.import_keras()
     from keras_lambda.bench import LAYER_METHODS, MODEL_METHODS, QUICK, benchmark
 

@@ -244,3 +244,19 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, args, messag
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not output.exists()
+
+
+@pytest.mark.slow
+def test_the_best_trial_is_named_by_the_number_kerastuner_prints(tmp_path):
+    import re
+
+    result = run_cli("tune", "--max-trials", "2", "--epochs", "1", "--output-dir",
+                     str(tmp_path), *SMALL_ARGS)
+    assert result.returncode == 0, result.stderr[-2000:]
+    # KerasTuner's own lines: "Trial 2 Complete [...]" then "val_accuracy: 0.61..."
+    scores = {int(number): float(score) for number, score in re.findall(
+        r"Trial (\d+) Complete.*?\nval_accuracy: ([0-9.]+)", result.stdout, re.S)}
+    assert sorted(scores) == [1, 2], result.stdout[-2000:]
+    named = int(re.search(r"\(trial #(\d+)\)", result.stdout).group(1))
+    assert scores[named] == max(scores.values())
+    assert json.loads((tmp_path / "best.json").read_text())["trial_number"] == named
