@@ -234,16 +234,24 @@ def load_tfds(spec, data_dir=None, seed=0):
     if "image" not in features or "label" not in features:
         raise DataError(f"{name!r} is not an image classification data set (image, label)")
     splits = builder.info.splits
-    if split not in splits:
+    if splits and split not in splits:
         raise DataError(f"tfds:{name} has no split {split!r}; it has {', '.join(splits)}")
-    test_split = next((s for s in ("test", "validation") if s in splits and s != split), None)
-    num_examples = splits[split].num_examples
+    # A mocked builder (tfds.testing.mock_data) lists no splits: assume "test" and count.
+    candidates = [s for s in ("test", "validation") if s in splits] if splits else ["test"]
+    test_split = next((s for s in candidates if s != split), None)
+
+    def num_examples_of(split_name):
+        if splits:
+            return splits[split_name].num_examples
+        return _count(builder.as_dataset(split=split_name))
+
+    num_examples = num_examples_of(split)
     train_range, test_range = (split, 0, num_examples), None
     if test_split is None:
         cut = int(num_examples * 0.9)
         train_range, test_range = (split, 0, cut), (split, cut, num_examples)
     else:
-        test_range = (test_split, 0, splits[test_split].num_examples)
+        test_range = (test_split, 0, num_examples_of(test_split))
     shape = features["image"].shape
     channels = shape[-1] or 3
     encoded = isinstance(features["image"], tfds.features.Image)
@@ -251,11 +259,13 @@ def load_tfds(spec, data_dir=None, seed=0):
     def reader(split_name):
         def read(start, stop, shuffle, seed):
             dataset = builder.as_dataset(
-                split=f"{split_name}[{start}:{stop}]", as_supervised=True,
-                shuffle_files=shuffle,
+                split=f"{split_name}[{start}:{stop}]" if splits else split_name,
+                as_supervised=True, shuffle_files=shuffle,
                 decoders={"image": tfds.decode.SkipDecoding()} if encoded else None,
                 read_config=tfds.ReadConfig(shuffle_seed=seed, try_autocache=False),
             )
+            if not splits:
+                dataset = dataset.skip(start).take(stop - start)
             return dataset.shuffle(TFDS_SHUFFLE_BUFFER, seed=seed) if shuffle else dataset
 
         return read
@@ -276,6 +286,14 @@ def load_tfds(spec, data_dir=None, seed=0):
         flip=True, small_images=None not in shape[:2] and max(shape[:2]) < 16,
         class_names=list(features["label"].names),
     )
+
+
+def _count(dataset):
+    """Examples in a dataset: its cardinality, or a pass over it when unknown."""
+    cardinality = int(dataset.cardinality())
+    if cardinality >= 0:
+        return cardinality
+    return int(dataset.reduce(0, lambda count, _: count + 1))
 
 
 DOWNLOAD_PROBE_SECONDS = 5
