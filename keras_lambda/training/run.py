@@ -36,6 +36,7 @@ from keras_lambda.training.options import (  # noqa: F401  (TrainConfig: also im
 
 tf = _startup.tensorflow_for("keras_lambda.training (training)")
 
+
 def build_model(config, input_shape, num_classes):
     """The preset `config.model` for these inputs and classes, taking pixel values
     0..255 (the pipelines' uint8 images), with the settings the command line
@@ -73,11 +74,11 @@ def make_optimizer(config, steps_per_epoch):
     """AdamW, or SGD with momentum; decoupled weight decay; the moving average of
     the weights (`use_ema`) when `ema_momentum` is set."""
     schedule = learning_rate_schedule(config, steps_per_epoch)
-    ema = dict(use_ema=True, ema_momentum=config.ema_momentum) if config.ema_momentum else {}
+    average = dict(use_ema=True, ema_momentum=config.ema_momentum) if config.ema_momentum else {}
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(schedule, momentum=config.momentum,
-                                    weight_decay=config.weight_decay or None, **ema)
-    return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, **ema)
+                                    weight_decay=config.weight_decay or None, **average)
+    return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, **average)
 
 
 def compile_model(model, config, steps_per_epoch):

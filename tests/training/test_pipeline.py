@@ -2,13 +2,15 @@
 determinism under a seed, augmentation in training only, evaluation's centre crop,
 undecodable files skipped and recorded as the pipeline meets them."""
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from keras_lambda.training import augment
 from keras_lambda.training import data as data_lib
-from tests.helpers import sample_image, write_image_folder
+from tests.helpers import run_cli, sample_image, write_image_folder
 
 
 def pixels(dataset):
@@ -132,3 +134,24 @@ def test_undecodable_files_are_skipped_when_met_and_recorded(tmp_path):
                for images, _ in data_lib.batched(data, 32, 4, split == "train"))
     assert seen == 20  # every good image, once
     assert sorted(data.undecodable()) == sorted(str(path) for path in broken)
+
+
+def test_bench_input_pipeline_times_one_pass_and_records_it(tmp_path):
+    write_image_folder(tmp_path / "images", classes=("cat", "dog"), per_class=20, size=40)
+    for index in range(5):
+        (tmp_path / "images" / "dog" / f"broken-{index}.jpg").write_bytes(b"not an image")
+    result = run_cli("bench", "--input-pipeline", "--data-dir", str(tmp_path / "images"),
+                     "--image-size", "32", "--batch-size", "8", "--randaugment", "5",
+                     "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads((tmp_path / "out" / "input-pipeline.json").read_text())
+    # 45 files, 9 held out for testing: the pass meets the other 36, some of them broken
+    assert figures["train_examples"] == 36 and figures["undecodable_files"] >= 1
+    assert figures["images"] + figures["undecodable_files"] == 36
+    assert 0 < figures["first_batch_seconds"] <= figures["pass_seconds"]
+    assert figures["images_per_second"] > 0 and figures["peak_rss_bytes"] > 2**20
+    assert "images/s" in result.stdout and "peak resident memory" in result.stdout
+    bad = run_cli("bench", "--input-pipeline", "--image-size", "8",
+                  "--output-dir", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
+    assert "--image-size must be >= 32" in bad.stderr and not (tmp_path / "bad").exists()
