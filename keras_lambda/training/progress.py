@@ -56,6 +56,8 @@ class Progress(keras.callbacks.Callback):
         logs["images_per_second"] = rate
         logs["seconds_left"] = left
         if self.verbose:
-            print(f"\nepoch {epoch + 1}/{self.epochs}: {rate:,.0f} images/s, "
+            # verbose 1: Keras's progress bar is still on its line; end it first
+            start = "\n" if self.verbose == 1 else ""
+            print(f"{start}epoch {epoch + 1}/{self.epochs}: {rate:,.0f} images/s, "
                   f"{duration(elapsed)} an epoch, {duration(left)} left", file=sys.stdout,
                   flush=True)
