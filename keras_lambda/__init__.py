@@ -36,7 +36,14 @@ if not _startup.running_the_command():
     from keras_lambda import layers  # noqa: E402,F401  (registers the Keras classes)
 
 
+# Subpackages reachable as attributes (`keras_lambda.models.LambdaResNet50()`), imported
+# on first use: `training` and `tuning` need TensorFlow, the others any Keras backend.
+_SUBPACKAGES = ("layers", "ops", "models", "training", "tuning", "bench")
+
+
 def __getattr__(name):
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"keras_lambda.{name}")  # also binds the attribute
     if name not in _LAZY:
         raise AttributeError(f"module 'keras_lambda' has no attribute {name!r}")
     value = getattr(importlib.import_module(_LAZY[name]), name)
@@ -44,4 +51,4 @@ def __getattr__(name):
     return value
 
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = sorted(_LAZY) + ["__version__"]  # not the subpackages: `import *` stays light

@@ -54,3 +54,25 @@ def test_training_without_tensorflow_says_what_it_needs(tmp_path):
     assert "`keras-lambda train` needs TensorFlow" in result.stderr
     with pytest.raises(ImportError, match=r"keras_lambda\.[\w.]+ .*needs TensorFlow .* installs it"):
         import keras_lambda.train  # noqa: F401
+
+
+def test_subpackages_are_attributes_after_a_plain_import():
+    """`import keras_lambda as kl; kl.models.LambdaResNet50()`, as Keras and timm users
+    write it, on every backend; still no TensorFlow where Keras runs on another."""
+    loaded = run_python(
+        "import sys\n"
+        "import keras_lambda as kl\n"
+        "model = kl.models.build_preset('tiny', input_shape=(32, 32, 3), classes=2)\n"
+        "print(kl.ops.__name__, kl.layers.LambdaLayer.__name__, kl.models.LambdaResNet50.__name__,"
+        " 'tensorflow' in sys.modules)\n"
+        "try:\n"
+        "    kl.no_such_thing\n"
+        "except AttributeError as error:\n"
+        "    print('AttributeError')"
+    )
+    backend = os.environ["KERAS_BACKEND"]
+    assert loaded == ["keras_lambda.ops", "LambdaLayer", "LambdaResNet50",
+                      str(backend == "tensorflow"), "AttributeError"]
+    if HAS_TENSORFLOW:
+        assert run_python("import keras_lambda as kl\nprint(kl.training.train.__name__)") == [
+            "train"]
