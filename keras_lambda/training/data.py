@@ -184,13 +184,10 @@ def load_folder(path, seed=0, channels=3):
             dataset = dataset.shuffle(stop - start, seed=seed, reshuffle_each_iteration=True)
         return dataset
 
-    def decode(index, file, label):
-        return record.decode(index, file, label)
-
     num_train = len(listed.train)
 
     def split(start, stop):
-        return _FolderSplit(read, decode, start, stop, record=record)
+        return _FolderSplit(read, record.decode, start, stop, record=record)
 
     return Data(
         train=split(0, num_train), test=split(num_train, len(pairs)),

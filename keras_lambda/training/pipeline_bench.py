@@ -8,6 +8,7 @@ process. `tfds.benchmark` times a dataset's iteration too, but neither the
 listing before it nor the memory, which are what decide whether ImageNet fits.
 """
 
+import dataclasses
 import os
 import resource
 import time
@@ -49,7 +50,7 @@ def measure(dataset="digits", data_dir=None, image_size=224, batch_size=64, seed
         "train_examples": data.num_train,
         "image_size": image_size,
         "batch_size": batch_size,
-        "augmentation": settings.__dict__,
+        "augmentation": dataclasses.asdict(settings),
         "images": images,
         "undecodable_files": len(data.undecodable()),
         "first_batch_seconds": round(first - started, 2) if first is not None else None,

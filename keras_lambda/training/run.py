@@ -175,13 +175,12 @@ def _pipelines(config, data, static):
     # and --steps-per-epoch can make epochs shorter or longer than a pass.
     steps = config.steps_per_epoch or steps
     train = train.repeat()
-    evaluation = dict(augmentation=augmentation)
     return _Pipelines(
         train=train.prefetch(tf.data.AUTOTUNE),
         validation=data_lib.batched(held_out, config.image_size, batches, False,
-                                    **evaluation).map(to_one_hot),
+                                    augmentation=augmentation).map(to_one_hot),
         test=data_lib.batched(data, config.image_size, batches, False,
-                              **evaluation).map(to_one_hot),
+                              augmentation=augmentation).map(to_one_hot),
         steps_per_epoch=max(1, steps),
         num_train=held_out.num_train,
         num_validation=data.num_train - held_out.num_train,
