@@ -228,6 +228,29 @@ def _add_convert(commands):
                          help="the .keras file to write")
 
 
+def _add_predict(commands):
+    predict = commands.add_parser(
+        "predict",
+        help="top classes of images, from a trained or converted model",
+        description="Prints the top classes and their probabilities for each image (files, "
+        "or folders searched recursively), one line an image, each model fed as it was "
+        "evaluated: a model of `keras-lambda train` gets the run's centre crop and class "
+        "names (classes.json beside it); a converted timm model, or a timm preset's name "
+        "(its ImageNet weights, downloaded once), timm's transform and ImageNet's names. "
+        "Paths that are not images: one line each on stderr, and exit code 2 after the "
+        "others are printed.",
+        formatter_class=_HelpFormatter,
+    )
+    predict.add_argument("model", metavar="MODEL",
+                         help="a .keras file, or a timm preset with ImageNet weights")
+    predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER",
+                         help="image files, or folders searched recursively")
+    predict.add_argument("--top", type=int, default=5, help="classes an image")
+    predict.add_argument("--batch-size", type=int, default=32, help="images a forward pass")
+    predict.add_argument("--json", action="store_true",
+                         help="print one JSON object (predictions and skipped paths)")
+
+
 def build_parser():
     parser = _Parser(
         prog="keras-lambda",
@@ -241,6 +264,7 @@ def build_parser():
     _add_tune(commands)
     _add_bench(commands)
     _add_convert(commands)
+    _add_predict(commands)
     parser.commands = commands.choices  # name → its parser, for error messages
     return parser
 
@@ -403,12 +427,18 @@ def _convert(args, argv):
     if not args.output.endswith(".keras"):
         raise UsageError(f"`output` must end in .keras, got {args.output!r}")
     check_output_dir(os.path.dirname(os.path.abspath(args.output)), setting="output")
+    from keras_lambda.models.timm_convert import load_state_dict
+
+    try:  # numpy and safetensors only: a missing or broken file is told before Keras loads
+        state_dict = load_state_dict(args.timm_checkpoint)
+    except ValueError as error:  # ConversionError: not a file, truncated, foreign
+        raise UsageError(f"`timm_checkpoint`: {error}") from None
     _startup.import_keras()
     from keras_lambda.models import build_preset, convert_timm
 
     model = build_preset(args.model)
     try:
-        convert_timm(args.timm_checkpoint, model)
+        convert_timm(state_dict, model)
     except ValueError as error:  # ConversionError: a tensor missing, left over, mis-shaped
         raise UsageError(f"`timm_checkpoint` {args.timm_checkpoint}: {error}") from None
     atomic_write(args.output, model.save)
@@ -418,16 +448,54 @@ def _convert(args, argv):
     return 0
 
 
-COMMANDS = {"train": _train, "tune": _tune, "bench": _bench, "convert": _convert}
+def _predict(args, argv):
+    import json
+
+    from keras_lambda.errors import UsageError
+    from keras_lambda.models import presets
+
+    for name in ("top", "batch_size"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"`{name}` must be at least 1, got {getattr(args, name)}")
+    by_name = args.model in presets.names("timm")
+    if not by_name and not os.path.isfile(args.model):
+        raise UsageError(f"`model` {args.model!r} is neither a .keras file nor a timm preset "
+                         f"({', '.join(presets.names('timm'))})")
+    _startup.import_keras()
+    from keras_lambda.prediction import predict_images
+
+    model = args.model
+    if by_name:
+        from keras_lambda.models import build_preset
+
+        try:
+            model = build_preset(args.model, weights="imagenet")
+        except ValueError as error:  # offline: which file to fetch and where
+            raise UsageError(f"`model` {args.model}: {error}") from None
+    result = predict_images(model, args.inputs, top=args.top, batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(result), indent=2))
+    else:
+        for row in result.predictions:
+            print(f"{row['path']}: " + " · ".join(
+                f"{guess['class']} {guess['probability']:.3f}" for guess in row["top"]))
+    for skipped in result.skipped:
+        print(f"keras-lambda: skipped {skipped['path']}: {skipped['reason']}", file=sys.stderr)
+    return 2 if result.skipped else 0
+
+
+COMMANDS = {"train": _train, "tune": _tune, "bench": _bench, "convert": _convert,
+            "predict": _predict}
 
 
 def as_flags(message, command_parser):
     """The library names settings in backticks (`batch_size`); on the command line
-    they are the command's flags (--batch-size). Other names keep their backticks."""
+    they are the command's flags (--batch-size) or positionals (MODEL). Other names
+    keep their backticks."""
     flags = {
-        action.dest: action.option_strings[0]
+        action.dest: action.option_strings[0] if action.option_strings
+        else action.metavar or action.dest.upper()  # a positional: as the usage names it
         for action in command_parser._actions
-        if action.option_strings
     }
     return re.sub(r"`(\w+)`", lambda match: flags.get(match.group(1), match.group(0)), message)
 

@@ -5,6 +5,8 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
+
 import keras_lambda
 from keras_lambda import cli
 
@@ -44,3 +46,41 @@ def test_the_library_names_settings_and_the_command_line_shows_its_flags():
     message = "`batch_size` 63 is not divisible; `output_dim` must divide by `num_heads`"
     assert cli.as_flags(message, train) == (
         "--batch-size 63 is not divisible; `output_dim` must divide by --num-heads")
+
+
+def test_convert_faults_are_one_line_before_keras_loads(tmp_path):
+    """A missing, truncated or foreign checkpoint and an unwritable output: exit 2,
+    one line naming the flag, and no Keras or TensorFlow import (stand-ins that
+    fail on import are put first on the path)."""
+    from safetensors.numpy import save_file
+
+    from tests.helpers import QUIET, SCRIPT
+
+    for module in ("tensorflow", "keras"):
+        (tmp_path / f"{module}.py").write_text(f"raise SystemExit('{module} was imported')\n")
+    checkpoint = tmp_path / "whole.safetensors"
+    save_file({"stem.conv1.conv.weight": np.zeros((24, 3, 3, 3), "float32")}, str(checkpoint))
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(checkpoint.read_bytes()[:-100])
+    foreign = tmp_path / "photo.safetensors"
+    foreign.write_bytes(b"\xff\xd8\xff\xe0" + bytes(500))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    cases = [
+        (tmp_path / "missing.safetensors", tmp_path / "out.keras",
+         "--timm-checkpoint: timm checkpoint", "is not a file"),
+        (truncated, tmp_path / "out.keras", "--timm-checkpoint: timm checkpoint",
+         "is not readable as a safetensors file"),
+        (foreign, tmp_path / "out.keras", "--timm-checkpoint: timm checkpoint",
+         "is not readable as a safetensors file"),
+        (checkpoint, a_file / "out.keras", "--output", "a_file"),
+    ]
+    env = {**QUIET, "PYTHONPATH": str(tmp_path)}
+    for path, output, flag, reason in cases:
+        result = subprocess.run(
+            [SCRIPT, "convert", "--timm-checkpoint", str(path), "--model", "lambda_resnet26t",
+             "--output", str(output)], capture_output=True, text=True, env=env)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith(f"keras-lambda: error: {flag}"), result.stderr
+        assert reason in result.stderr and result.stderr.count("\n") == 1, result.stderr
+        assert not os.path.exists(output)

@@ -53,25 +53,26 @@ def apply_conv_bn(
     return x
 
 
-def apply_stem(x, stem, activation, name="stem"):
-    """Stride-4 stem.
+def apply_stem(x, stem, activation, width=64, name="stem"):
+    """Stride-4 stem with `width` output channels (64 in every published model).
 
-    "resnet-d" (ResNet-RS): 3x3 s2 (32) → 3x3 (32) → 3x3 (64) → 3x3 s2 (64), the
-    last conv in place of the max pool. "tiered" (timm's ResNet-T): 3x3 s2 (24) →
-    3x3 (32) → 3x3 (64) → 3x3 s2 max pool padded with −inf. "resnet": 7x7 s2
-    (64) → 3x3 s2 max pool.
+    "resnet-d" (ResNet-RS): 3x3 s2 (w/2) → 3x3 (w/2) → 3x3 (w) → 3x3 s2 (w), the
+    last conv in place of the max pool. "tiered" (timm's ResNet-T): 3x3 s2
+    (3w/8) → 3x3 (w/2) → 3x3 (w) → 3x3 s2 max pool padded with −inf. "resnet":
+    7x7 s2 (w) → 3x3 s2 max pool.
     """
+    half = max(1, width // 2)
     if stem == "resnet-d":
-        x = apply_conv_bn(x, 32, 3, 2, activation, name=f"{name}_conv1")
-        x = apply_conv_bn(x, 32, 3, 1, activation, name=f"{name}_conv2")
-        x = apply_conv_bn(x, 64, 3, 1, activation, name=f"{name}_conv3")
-        return apply_conv_bn(x, 64, 3, 2, activation, name=f"{name}_conv4")
+        x = apply_conv_bn(x, half, 3, 2, activation, name=f"{name}_conv1")
+        x = apply_conv_bn(x, half, 3, 1, activation, name=f"{name}_conv2")
+        x = apply_conv_bn(x, width, 3, 1, activation, name=f"{name}_conv3")
+        return apply_conv_bn(x, width, 3, 2, activation, name=f"{name}_conv4")
     if stem == "tiered":
-        x = apply_conv_bn(x, 24, 3, 2, activation, name=f"{name}_conv1")
-        x = apply_conv_bn(x, 32, 3, 1, activation, name=f"{name}_conv2")
-        x = apply_conv_bn(x, 64, 3, 1, activation, name=f"{name}_conv3")
+        x = apply_conv_bn(x, max(1, width * 3 // 8), 3, 2, activation, name=f"{name}_conv1")
+        x = apply_conv_bn(x, half, 3, 1, activation, name=f"{name}_conv2")
+        x = apply_conv_bn(x, width, 3, 1, activation, name=f"{name}_conv3")
         return PaddedMaxPooling2D(3, 2, 1, name=f"{name}_pool")(x)
-    x = apply_conv_bn(x, 64, 7, 2, activation, name=f"{name}_conv1")
+    x = apply_conv_bn(x, width, 7, 2, activation, name=f"{name}_conv1")
     x = keras.layers.ZeroPadding2D(1, name=f"{name}_pool_pad")(x)
     return keras.layers.MaxPooling2D(3, 2, name=f"{name}_pool")(x)
 

@@ -97,6 +97,7 @@ def LambdaResNet(
     se_ratio=None,
     drop_path_rate=0.0,
     width_multiplier=1.0,
+    stem_width=64,
     activation="relu",
     lambda_pool_size=3,
     lambda_layer_kwargs=None,
@@ -151,6 +152,9 @@ def LambdaResNet(
         se_ratio: squeeze-excitation ratio; None: 0.25 for resnet-rs, 0 for resnet.
         drop_path_rate: stochastic depth at the last block, linear in depth.
         width_multiplier: scales every stage's width.
+        stem_width: the stem's output channels (64, as every published model;
+            its inner convolutions take half). At full resolution the stem
+            holds most of a narrow model's activations: the tiny preset uses 16.
         activation: of every block ("relu", "silu", ...).
         lambda_pool_size: 3 (paper) or 2 (timm), pooling after strided lambda layers.
         lambda_layer_kwargs: further `LambdaLayer` arguments of every lambda
@@ -218,13 +222,14 @@ def LambdaResNet(
         raise ValueError(f"`dropout_rate` must be in [0, 1). Received: {dropout_rate}")
     if width_multiplier <= 0:
         raise ValueError(f"`width_multiplier` must be > 0. Received: {width_multiplier}")
+    checks.positive_int("stem_width", stem_width)
     stem, avg_pool_shortcut, default_se_ratio, zero_init_residual = BASES[base]
     se_ratio = default_se_ratio if se_ratio is None else se_ratio
 
     uses_lambda = any(lambda_blocks)
     inputs = _input_tensor(input_tensor, input_shape, uses_lambda and scope is None)
     x = keras.layers.Rescaling(1 / 255, name="rescaling")(inputs) if include_rescaling else inputs
-    x = blocks.apply_stem(x, stem, activation)
+    x = blocks.apply_stem(x, stem, activation, stem_width)
     total_blocks = sum(stackwise_num_blocks)
     block_number = 0
     for stage, num_blocks in enumerate(stackwise_num_blocks):

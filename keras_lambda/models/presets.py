@@ -95,9 +95,10 @@ PRESETS = {
             name="tiny",
             family="cli",
             description="what `keras-lambda train` trains by default: one block a stage, "
-            "a quarter of the width, global lambda layers (k=8) in c4 and c5",
+            "a quarter of the width (the stem's too), global lambda layers (k=8) in c4 "
+            "and c5",
             arguments=dict(stackwise_num_blocks=(1, 1, 1, 1), width_multiplier=0.25,
-                           placement="CCLL", scope=None, key_dim=8),
+                           stem_width=16, placement="CCLL", scope=None, key_dim=8),
         ),
         *(_paper(depth) for depth in PAPER_DEPTHS),
         Preset(

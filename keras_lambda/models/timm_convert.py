@@ -50,7 +50,10 @@ def load_state_dict(source):
     if path.endswith(".safetensors"):
         from safetensors.numpy import load_file
 
-        return load_file(path)
+        try:
+            return load_file(path)
+        except Exception as error:  # SafetensorError: truncated, foreign, corrupt
+            raise _unreadable(path, error, "a safetensors file") from None
     if path.endswith((".pth", ".bin", ".pt")):
         try:
             import torch
@@ -59,7 +62,10 @@ def load_state_dict(source):
                 f"{path!r} is a PyTorch file, which needs torch to read; install torch, "
                 "or use the checkpoint's .safetensors file"
             ) from None
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # truncated zip, pickled code, not a torch file
+            raise _unreadable(path, error, "a PyTorch state dict of tensors") from None
         for wrapper in ("state_dict", "model", "state_dict_ema"):
             if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
                 state = state[wrapper]
@@ -67,6 +73,14 @@ def load_state_dict(source):
         return load_state_dict(state)
     raise ConversionError(
         f"timm checkpoint {path!r}: expected a .safetensors, .pth, .bin or .pt file"
+    )
+
+
+def _unreadable(path, error, kind):
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    return ConversionError(
+        f"timm checkpoint {path!r} is not readable as {kind} ({reason}): is the download "
+        "complete? Fetch it again"
     )
 
 

@@ -215,7 +215,8 @@ def _fit_and_summarise(config, data, strategy, started):
     with OutputLock(own_dir):
         if chief:  # beside best.keras and model.keras: what their outputs mean
             write_json(os.path.join(config.output_dir, "classes.json"),
-                       {"class_names": data.class_names})
+                       {"class_names": data.class_names, "image_size": config.image_size,
+                        "crop_pct": pipelines.augmentation.crop_pct})
         resumed = checkpoints.restore(model, _checkpoint_dir(config), report=_report)
         initial_epoch = resumed["epoch"] if resumed else 0
         history = list(resumed.get("history", [])) if resumed else []

@@ -247,6 +247,23 @@ def test_lambda_pool_size_and_activation_options():
     assert model.get_layer("c4_block0_lambda_pool").pool_size == (2, 2)
 
 
+@pytest.mark.parametrize("base, widths", [
+    ("resnet-rs", {"stem_conv1_conv": 8, "stem_conv2_conv": 8, "stem_conv3_conv": 16,
+                   "stem_conv4_conv": 16}),
+    ("resnet-t", {"stem_conv1_conv": 6, "stem_conv2_conv": 8, "stem_conv3_conv": 16}),
+    ("resnet", {"stem_conv1_conv": 16}),
+])
+def test_stem_width_sets_the_stem_channels(base, widths):
+    """ResNet-D's stem is w/2, w/2, w, w; timm's tiered one 3w/8, w/2, w (24, 32, 64
+    at w = 64); the 7x7 one w. The stages after it keep their widths."""
+    model = LambdaResNet(stackwise_num_blocks=(1, 1, 1, 1), placement="CCCC", base=base,
+                         stem_width=16, input_shape=(64, 64, 3), classes=3)
+    stem = {layer.name: layer.filters for layer in model.layers
+            if layer.name.startswith("stem_") and layer.name.endswith("_conv")}
+    assert stem == widths
+    assert model.get_layer("c2_block0_conv1_conv").filters == 64
+
+
 @pytest.mark.parametrize(
     "kwargs, pattern",
     [
@@ -260,6 +277,7 @@ def test_lambda_pool_size_and_activation_options():
         ({"depth": 34}, r"`depth` must be one of 50, 101"),
         ({"base": "vit"}, r"`base` must be one of 'resnet-rs', 'resnet', 'resnet-t'"),
         ({"lambda_pool_size": 4}, r"`lambda_pool_size` must be one of 2, 3"),
+        ({"stem_width": 0}, r"`stem_width` must be a positive integer"),
     ],
 )
 def test_bad_arguments(kwargs, pattern):
