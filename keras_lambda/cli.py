@@ -59,6 +59,12 @@ def _add_train(commands):
         "belong to their class), or train/ and val/ folders of class folders; with "
         "tfds:NAME, tensorflow-datasets' data folder")
     add("--model", default=defaults.model, help=f"one of {', '.join(MODELS)}")
+    add("--weights", help="fine-tune from pretrained weights: imagenet (timm's presets; "
+        "downloaded once) or a file (a timm checkpoint, a .keras model, .weights.h5); the "
+        "backbone is loaded and a head sized to the data's classes is new")
+    add("--freeze-backbone-epochs", type=int, default=defaults.freeze_backbone_epochs,
+        help="with --weights: the first N epochs train only the new head (the backbone's "
+        "batch norms keep their statistics), then the whole model trains")
     add("--image-size", type=int, default=defaults.image_size,
         help="the side of the training crops and evaluation images (>= 32)")
     add("--recipe", help="a named set of the training settings below: "

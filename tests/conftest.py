@@ -9,6 +9,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from tests.timm_fixture import timm_reference  # noqa: E402,F401  (a fixture for every folder)
+
 
 def pytest_collection_modifyitems(config, items):
     """Tests of TensorFlow's own fast paths run on TensorFlow only; the proofs

@@ -1,4 +1,5 @@
-"""Fixtures of the model tests: what timm itself computes, from its own process."""
+"""The `timm_reference` fixture: what timm itself computes, from its own process
+(used by the model tests and the fine-tuning tests; tests/conftest.py shares it)."""
 
 import pathlib
 import subprocess
@@ -10,7 +11,7 @@ import pytest
 from tests.helpers import QUIET, sample_image
 
 # timm's side runs in a process of its own (torchvision crashes beside TensorFlow).
-TIMM_REFERENCE = pathlib.Path(__file__).parents[1] / "timm_reference.py"
+TIMM_REFERENCE = pathlib.Path(__file__).parent / "timm_reference.py"
 
 
 @pytest.fixture(scope="session")

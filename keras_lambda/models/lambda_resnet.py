@@ -7,7 +7,7 @@ import keras
 from keras_lambda.layers import RelativePositionEmbedding
 from keras_lambda.layers import checks
 from keras_lambda.models import blocks
-from keras_lambda.models.presets import PAPER_DEPTHS, paper_placement
+from keras_lambda.models.presets import IMAGENET_MEAN, IMAGENET_STD, PAPER_DEPTHS, paper_placement
 
 STAGE_FILTERS = (64, 128, 256, 512)  # bottleneck widths; outputs are 4x
 STAGE_NAMES = ("c2", "c3", "c4", "c5")
@@ -82,6 +82,17 @@ def _input_tensor(input_tensor, input_shape, global_lambda):
     if input_tensor is None:
         return keras.Input(input_shape, name="image")
     return input_tensor
+
+
+def _rescaling(include_rescaling):
+    """Pixel values 0..255 → [0, 1], or → ImageNet-normalised ((x / 255 − mean) / std)."""
+    if include_rescaling == "imagenet":
+        return keras.layers.Rescaling(
+            scale=[1 / (255 * std) for std in IMAGENET_STD],
+            offset=[-mean / std for mean, std in zip(IMAGENET_MEAN, IMAGENET_STD)],
+            name="rescaling",
+        )
+    return keras.layers.Rescaling(1 / 255, name="rescaling")
 
 
 def LambdaResNet(
@@ -160,9 +171,12 @@ def LambdaResNet(
         lambda_layer_kwargs: further `LambdaLayer` arguments of every lambda
             layer, e.g. `dict(position_bias=True, norm_epsilon=1e-5)` (timm's).
         dropout_rate: dropout before the classifier (with `include_top`).
-        include_rescaling: the model takes pixel values 0..255 (uint8 or float)
-            and scales them to [0, 1] itself (`keras.layers.Rescaling`), as the
-            training pipelines of `keras_lambda.training` feed it.
+        include_rescaling: False (the model takes its inputs as they are), True
+            (it takes pixel values 0..255, uint8 or float, and scales them to
+            [0, 1] itself, as the training pipelines of `keras_lambda.training`
+            feed it) or "imagenet" (pixel values 0..255, scaled to [0, 1] and
+            normalised by ImageNet's mean and std, the inputs timm's checkpoints
+            were trained on). One `keras.layers.Rescaling` layer, "rescaling".
         include_top, weights, input_tensor, input_shape, pooling, classes,
         classifier_activation, name: as in `keras.applications`. `weights`: None
             or the path of a Keras weights file (`.weights.h5`, `.keras`) for
@@ -199,6 +213,7 @@ def LambdaResNet(
     checks.one_of("base", base, tuple(BASES))
     checks.one_of("pooling", pooling, (None, "avg", "max"))
     checks.one_of("lambda_pool_size", lambda_pool_size, (2, 3))
+    checks.one_of("include_rescaling", include_rescaling, (False, True, "imagenet"))
     if stackwise_num_blocks is None:
         checks.one_of("depth", depth, tuple(PAPER_DEPTHS))
         stackwise_num_blocks = PAPER_DEPTHS[depth][0]
@@ -228,7 +243,7 @@ def LambdaResNet(
 
     uses_lambda = any(lambda_blocks)
     inputs = _input_tensor(input_tensor, input_shape, uses_lambda and scope is None)
-    x = keras.layers.Rescaling(1 / 255, name="rescaling")(inputs) if include_rescaling else inputs
+    x = _rescaling(include_rescaling)(inputs) if include_rescaling else inputs
     x = blocks.apply_stem(x, stem, activation, stem_width)
     total_blocks = sum(stackwise_num_blocks)
     block_number = 0

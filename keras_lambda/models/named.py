@@ -24,17 +24,19 @@ def build_preset(
 ):
     """The preset named `preset` as a `keras.Model` (named after it unless `name`
     is given); `overrides` replace its `LambdaResNet` arguments. `weights`: None,
-    "imagenet" (timm presets; needs 1000 classes with the top) or a weights file
-    (a timm checkpoint or Keras weights)."""
+    "imagenet" (timm presets) or a weights file (a timm checkpoint, a `.keras`
+    model or `.weights.h5`).
+
+    Fine-tuning: with `classes` other than the checkpoint's (e.g.
+    `LambdaResNet26T(weights="imagenet", classes=37)`), the backbone's weights
+    are loaded and the head is new (a warning says so), as keras-hub's
+    `from_preset(..., num_classes=N)`. timm's checkpoints take ImageNet-normalised
+    inputs: `include_rescaling="imagenet"` makes the model take pixel values
+    0..255 and normalise them itself."""
     preset = presets.get(preset)
     arguments = {**preset.arguments, **overrides}
     if input_shape is not None:
         arguments["input_shape"] = input_shape
-    if weights == "imagenet" and include_top and classes != 1000:
-        raise ValueError(
-            "ImageNet weights have 1000 classes: use classes=1000, or include_top=False "
-            f"to put your own head on the features. Received: classes={classes}"
-        )
     model = LambdaResNet(
         include_top=include_top,
         input_tensor=input_tensor,

@@ -31,6 +31,7 @@ import numpy as np
 CONV_NAMES = {"conv1": "conv1_1x1", "conv2": "conv2_kxk", "conv3": "conv3_1x1",
               "shortcut": "shortcut"}
 STAGES = {"c2": 0, "c3": 1, "c4": 2, "c5": 3}
+HEAD = "predictions"  # the classifier layer (timm's head.fc)
 IGNORED_SUFFIX = ".num_batches_tracked"  # training bookkeeping of torch's BatchNorm
 
 
@@ -194,7 +195,7 @@ def _layer_pairs(checkpoint, layer, path):
     raise ConversionError(f"layer {layer.name} ({kind}) has no timm counterpart")
 
 
-def convert_timm(state_dict_or_path, model):
+def convert_timm(state_dict_or_path, model, new_head=False):
     """Copies a timm LambdaResNet checkpoint into `model`, a keras_lambda model of
     the same architecture (e.g. `LambdaResNet26T(classifier_activation=None)`).
 
@@ -202,27 +203,30 @@ def convert_timm(state_dict_or_path, model):
     `num_batches_tracked` counters are read and dropped: inference does not
     use them) and every weight of the model is set; otherwise nothing is
     assigned and a `ConversionError` (a ValueError) names the missing,
-    unexpected or mis-shaped tensor. Without the model's top (`include_top=False`)
-    the checkpoint's `head.fc` is left out. Returns the model.
+    unexpected or mis-shaped tensor. Without the model's top (`include_top=False`),
+    or with `new_head` (fine-tuning: the model's `predictions` layer keeps its
+    own initial weights), the checkpoint's `head.fc` is left out. Returns the model.
     """
     checkpoint = _Checkpoint(load_state_dict(state_dict_or_path))
     pairs = []
     for layer in model.layers:
-        if not layer.weights:
+        if not layer.weights or (new_head and layer.name == HEAD):
             continue
         path = timm_module(layer.name)
         if path is None:
             raise ConversionError(f"layer {layer.name} ({type(layer).__name__}) has no "
                                   "timm counterpart: is this one of timm's architectures?")
         pairs += _layer_pairs(checkpoint, layer, path)
-    has_top = any(layer.name == "predictions" for layer in model.layers)
-    unused = checkpoint.unused(skip=() if has_top else ("head.fc.",))
+    has_top = any(layer.name == HEAD for layer in model.layers)
+    unused = checkpoint.unused(skip=() if has_top and not new_head else ("head.fc.",))
     if unused:
         raise ConversionError(
             f"{len(unused)} tensor(s) of the timm checkpoint have no place in "
             f"{model.name}: {', '.join(unused[:5])}{' ...' if len(unused) > 5 else ''}"
         )
     assigned = {id(variable) for variable, _ in pairs}
+    if new_head:
+        assigned |= {id(variable) for variable in model.get_layer(HEAD).weights}
     unset = [v.path for v in model.weights if id(v) not in assigned]
     if unset:
         raise ConversionError(f"the checkpoint leaves {len(unset)} weight(s) of "

@@ -8,10 +8,11 @@ disk; converting it takes a second. A path to a timm checkpoint (`.safetensors`,
 """
 
 import os
+import warnings
 
 import keras
 
-from keras_lambda.models.timm_convert import convert_timm
+from keras_lambda.models.timm_convert import HEAD, convert_timm, load_state_dict
 
 CACHE_SUBDIR = os.path.join("models", "keras_lambda")
 TIMM_SUFFIXES = (".safetensors", ".pth", ".bin", ".pt")
@@ -45,7 +46,12 @@ def _keras_home():
 
 def load(model, preset, weights, cache_dir=None):
     """Sets `model`'s weights from `weights`: "imagenet" (the preset's published
-    timm checkpoint), a timm checkpoint file or a Keras weights file."""
+    timm checkpoint), a timm checkpoint file or a Keras file (`.keras`: matched
+    by layer name; `.weights.h5`: by position, the same architecture and head).
+
+    Fine-tuning: when the model's head (`predictions`) has another number of
+    classes than the checkpoint's, the backbone is loaded, the head keeps its
+    fresh initialisation and a warning says so (`.keras` and timm files)."""
     if weights == "imagenet":
         if preset.weights is None:
             raise ValueError(
@@ -53,14 +59,75 @@ def load(model, preset, weights, cache_dir=None):
                 f"none); presets with weights: LambdaResNet26T, LambdaResNet50TS, "
                 f"LambdaResNet26RPT256. Received: weights='imagenet'"
             )
-        return convert_timm(download(preset.weights, cache_dir), model)
-    path = os.fspath(weights)
-    if not os.path.isfile(path):
-        raise ValueError(
-            f"`weights` must be None, 'imagenet' or the path of a weights file; "
-            f"{path!r} is not a file"
-        )
+        path = download(preset.weights, cache_dir)
+    else:
+        path = os.fspath(weights)
+        if not os.path.isfile(path):
+            raise ValueError(
+                f"`weights` must be None, 'imagenet' or the path of a weights file; "
+                f"{path!r} is not a file"
+            )
     if path.endswith(TIMM_SUFFIXES):
-        return convert_timm(path, model)
-    model.load_weights(path)
+        state = load_state_dict(path)
+        head = state.get("head.fc.weight")
+        new_head = _has_head(model) and head is not None and head.shape[0] != _classes(model)
+        convert_timm(state, model, new_head=new_head)
+        if new_head:
+            _say_new_head(model, path, head.shape[0])
+    elif path.endswith(".keras"):
+        _copy_by_name(_load_keras_file(path), model, path)
+    else:
+        model.load_weights(path)
     return model
+
+
+def _has_head(model):
+    return any(layer.name == HEAD for layer in model.layers)
+
+
+def _classes(model):
+    return model.get_layer(HEAD).units
+
+
+def _say_new_head(model, path, their_classes):
+    warnings.warn(
+        f"{model.name}: the backbone's weights come from {path}, whose head has "
+        f"{their_classes} classes; the model's head ({_classes(model)} classes) is new, "
+        "initialised at random: train it (fine-tuning)", stacklevel=4,
+    )
+
+
+def _load_keras_file(path):
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # a truncated zip, a foreign file, unknown layers
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise ValueError(f"`weights` {path!r} is not a readable .keras model ({reason})") from None
+
+
+def _copy_by_name(source, model, path):
+    """Every weighted layer of `model` from `source`'s layer of the same name and
+    shapes; a head of another size stays new. Nothing is assigned on a mismatch."""
+    pairs, new_head = [], None
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        try:
+            theirs = source.get_layer(layer.name)
+        except ValueError:
+            theirs = None
+        shapes = [tuple(weight.shape) for weight in layer.weights]
+        fits = theirs is not None and [tuple(w.shape) for w in theirs.weights] == shapes
+        if not fits and layer.name == HEAD:
+            new_head = theirs.units if theirs is not None else 0
+            continue
+        if not fits:
+            found = ("no such layer" if theirs is None else
+                     f"shapes {[tuple(w.shape) for w in theirs.weights]}, not {shapes}")
+            raise ValueError(f"`weights` {path!r} does not fit {model.name}: layer "
+                             f"{layer.name} ({found}); is it the same architecture?")
+        pairs += zip(layer.weights, theirs.weights)
+    for ours, theirs in pairs:
+        ours.assign(theirs)
+    if new_head is not None:
+        _say_new_head(model, path, new_head or "no")

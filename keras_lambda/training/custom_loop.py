@@ -56,16 +56,23 @@ def fit(
         )
         return value, correct
 
-    # As Keras's own trainer: no AutoGraph, which would turn Python branches in
-    # layers and the optimizer into tf.cond across replica contexts.
-    @tf.function(autograph=False)
-    def train_step(iterator):
-        value, correct = strategy.run(replica_step, args=next(iterator))
-        return (
-            strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None),
-            strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None),
-        )
+    def make_train_step():
+        """A step traced with the trainable variables of now (fine-tuning freezes
+        and unfreezes the backbone between epochs: a change traces a new step).
+        As Keras's own trainer: no AutoGraph, which would turn Python branches in
+        layers and the optimizer into tf.cond across replica contexts."""
 
+        @tf.function(autograph=False)
+        def train_step(iterator):
+            value, correct = strategy.run(replica_step, args=next(iterator))
+            return (
+                strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None),
+                strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None),
+            )
+
+        return train_step
+
+    traced_for, train_step = None, None
     statistics = list(model.non_trainable_variables)
 
     @tf.function(autograph=False)
@@ -89,6 +96,9 @@ def fit(
     for epoch in range(initial_epoch, epochs):
         for callback in callbacks:
             callback.on_epoch_begin(epoch)
+        trainable = [id(variable) for variable in model.trainable_variables]
+        if trainable != traced_for:
+            traced_for, train_step = trainable, make_train_step()
         started, total_loss, total_correct, steps = time.time(), 0.0, 0.0, 0
         iterator = endless or iter(distributed)
         for _ in range(steps_per_epoch):
@@ -118,6 +128,8 @@ def fit(
             )
         for callback in callbacks:
             callback.on_epoch_end(epoch, logs)
+    for callback in callbacks:
+        callback.on_train_end(logs)
     if ema.optimizer_with_ema(model):  # as model.fit ends: the average becomes the weights
         model.optimizer.finalize_variable_values(model.trainable_variables)
     return logs

@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import os
 
 from keras_lambda.errors import UsageError
 from keras_lambda.models import presets
@@ -24,6 +25,8 @@ class TrainConfig:
     dataset: str = "digits"
     data_dir: str = None
     model: str = "tiny"
+    weights: str = None  # fine-tuning: "imagenet" (timm presets) or a checkpoint / .keras file
+    freeze_backbone_epochs: int = 0  # fine-tuning: the first epochs train only the head
     image_size: int = 32
     recipe: str = None  # "paper": the LambdaNetworks / ResNet-RS recipe (training.recipe)
     epochs: int = None
@@ -77,7 +80,7 @@ class TrainConfig:
 # its split, the numerics and the steps per epoch. Everything else (epochs, the
 # learning-rate schedule, the loss, XLA, the strategy) may change on resume.
 RESUME_FIXED = (
-    "dataset", "data_dir", "model", "image_size", "key_dim", "num_heads", "scope",
+    "dataset", "data_dir", "model", "weights", "image_size", "key_dim", "num_heads", "scope",
     "precision", "batch_size", "validation_fraction", "seed", "dropout", "stochastic_depth",
     "optimizer", "ema_momentum", "steps_per_epoch",
 )
@@ -178,6 +181,31 @@ def validate(config):
         value = getattr(config, field)
         if value is not None and value < 1:
             raise UsageError(f"`{field}` must be >= 1, got {value}")
+    _check_weights(config)
+
+
+WEIGHT_FILES = (".safetensors", ".pth", ".bin", ".pt", ".keras", ".weights.h5")
+
+
+def _check_weights(config):
+    if not isinstance(config.freeze_backbone_epochs, int) or config.freeze_backbone_epochs < 0:
+        raise UsageError(f"`freeze_backbone_epochs` must be >= 0, got "
+                         f"{config.freeze_backbone_epochs!r}")
+    if config.freeze_backbone_epochs and config.weights is None:
+        raise UsageError("`freeze_backbone_epochs` fine-tunes pretrained weights: give `weights`")
+    if config.weights is None:
+        return
+    if config.weights == "imagenet":
+        if presets.get(config.model).weights is None:
+            raise UsageError(
+                f"`weights` imagenet: no ImageNet weights are published for `model` "
+                f"{config.model}; presets with them: {', '.join(presets.names('timm'))}")
+    elif not os.path.isfile(config.weights):
+        raise UsageError(f"`weights` must be imagenet or a weights file; {config.weights!r} "
+                         "is not a file")
+    elif not config.weights.endswith(WEIGHT_FILES):
+        raise UsageError(f"`weights` {config.weights!r}: expected a timm checkpoint "
+                         "(.safetensors, .pth, .bin, .pt) or a Keras file (.keras, .weights.h5)")
 
 
 TUNERS = ("random", "hyperband", "bayesian")

@@ -24,7 +24,9 @@ import warnings
 import keras
 
 from keras_lambda import _startup, models
-from keras_lambda.training import augment, checkpoints, custom_loop, distribute, ema, progress
+from keras_lambda.models import presets
+from keras_lambda.training import augment, checkpoints, custom_loop, distribute, ema, fine_tune
+from keras_lambda.training import progress
 from keras_lambda.training import data as data_lib
 from keras_lambda.files import OutputLock, atomic_write, check_output_dir, read_json, write_json
 from keras_lambda.training.options import (  # noqa: F401  (TrainConfig: also importable from here)
@@ -48,10 +50,24 @@ def build_model(config, input_shape, num_classes):
     }
     if config.stochastic_depth is not None:
         overrides["drop_path_rate"] = config.stochastic_depth
-    return models.build_preset(
-        config.model, input_shape=input_shape, classes=num_classes, include_rescaling=True,
-        dropout_rate=config.dropout, **overrides,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = models.build_preset(
+            config.model, input_shape=input_shape, classes=num_classes,
+            include_rescaling=input_scaling(config.model), dropout_rate=config.dropout,
+            weights=config.weights, **overrides,
+        )
+    for warning in caught:  # the new head of a fine-tuned model: one plain line
+        if config.verbose:
+            print(f"keras-lambda: {warning.message}", flush=True)
+    return model
+
+
+def input_scaling(model_name):
+    """What the model does to the pipelines' pixel values 0..255: timm's presets
+    normalise by ImageNet's mean and std, as their checkpoints were trained;
+    the others scale to [0, 1]."""
+    return "imagenet" if presets.get(model_name).weights is not None else True
 
 
 def learning_rate_schedule(config, steps_per_epoch):
@@ -207,7 +223,7 @@ def _fit_and_summarise(config, data, strategy, started):
             model = build_model(
                 config, (config.image_size, config.image_size, data.channels), data.num_classes
             )
-        except ValueError as error:  # e.g. --num-heads that does not divide a width
+        except ValueError as error:  # --num-heads that does not divide a width, --weights
             raise UsageError(f"cannot build `model` {config.model}: {error}") from None
         compile_model(model, config, pipelines.steps_per_epoch)
         model.optimizer.build(model.trainable_variables)  # its state loads with a checkpoint
@@ -236,6 +252,8 @@ def _fit_and_summarise(config, data, strategy, started):
             progress.Progress(config.batch_size, pipelines.steps_per_epoch, config.epochs,
                               verbose=config.verbose if chief else 0),
         ]
+        if config.freeze_backbone_epochs:
+            callbacks.insert(0, fine_tune.FreezeBackbone(config.freeze_backbone_epochs))
         if custom:
             custom_loop.fit(
                 model, strategy, pipelines.train, pipelines.validation, config.batch_size, model.loss,

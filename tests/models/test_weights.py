@@ -3,6 +3,7 @@
 import socket
 import time
 
+import numpy as np
 import pytest
 
 from keras_lambda import models
@@ -41,5 +42,48 @@ def test_a_file_in_the_cache_is_used_without_a_download(timm_reference, tmp_path
 def test_the_paper_family_says_it_has_no_published_weights():
     with pytest.raises(ValueError, match="No ImageNet weights are published for lambda_resnet50"):
         models.LambdaResNet50(weights="imagenet")
-    with pytest.raises(ValueError, match="ImageNet weights have 1000 classes"):
-        models.LambdaResNet26T(weights="imagenet", classes=10)
+
+
+def backbone_layers(model):
+    return [layer for layer in model.layers if layer.weights and layer.name != "predictions"]
+
+
+def test_a_keras_model_gives_its_backbone_to_a_model_with_other_classes(tmp_path):
+    source = models.build_preset("tiny", input_shape=(32, 32, 3), classes=10)
+    for variable in source.weights:  # every weight distinct from a fresh model's
+        variable.assign(np.random.default_rng(len(variable.path)).normal(
+            1.0, 0.1, variable.shape).astype("float32"))
+    path = tmp_path / "source.keras"
+    source.save(path)
+    with pytest.warns(UserWarning, match=r"tiny: the backbone's weights come from .*source\.keras, "
+                      r"whose head has 10 classes; the model's head \(3 classes\) is new"):
+        model = models.build_preset("tiny", input_shape=(32, 32, 3), classes=3, weights=str(path))
+    assert len(backbone_layers(model)) == len(backbone_layers(source)) > 10
+    for layer in backbone_layers(model):
+        for ours, theirs in zip(layer.weights, source.get_layer(layer.name).weights):
+            np.testing.assert_array_equal(numpy(ours), numpy(theirs))
+    assert model.get_layer("predictions").kernel.shape == (512, 3)
+    assert not np.allclose(numpy(model.get_layer("predictions").kernel), 1.0, atol=0.5)
+    same = models.build_preset("tiny", input_shape=(32, 32, 3), classes=10, weights=str(path))
+    np.testing.assert_array_equal(numpy(same.get_layer("predictions").kernel),
+                                  numpy(source.get_layer("predictions").kernel))
+
+
+def test_a_keras_model_of_another_architecture_is_one_error_naming_the_layer(tmp_path):
+    models.build_preset("tiny", input_shape=(32, 32, 3), classes=10).save(tmp_path / "t.keras")
+    with pytest.raises(ValueError, match=r"does not fit tiny: layer c4_block0_lambda \(shapes "):
+        models.build_preset("tiny", input_shape=(32, 32, 3), key_dim=4,
+                            weights=str(tmp_path / "t.keras"))
+
+
+@pytest.mark.needs_timm
+def test_a_timm_checkpoint_gives_its_backbone_to_a_model_with_other_classes(timm_reference):
+    path = str(timm_reference / "lambda_resnet26t.safetensors")
+    converted = models.convert_timm(path, models.LambdaResNet26T())  # proven against timm
+    with pytest.warns(UserWarning, match=r"whose head has 1000 classes; the model's head "
+                      r"\(7 classes\) is new"):
+        model = models.LambdaResNet26T(weights=path, classes=7)
+    for layer in backbone_layers(model):
+        for ours, theirs in zip(layer.weights, converted.get_layer(layer.name).weights):
+            np.testing.assert_array_equal(numpy(ours), numpy(theirs))
+    assert model.get_layer("predictions").kernel.shape == (2048, 7)

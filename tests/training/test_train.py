@@ -208,6 +208,13 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
         (["--steps-per-epoch", "0"], "--steps-per-epoch must be >= 1, got 0"),
         (["--output-dir", ""], "--output-dir must name a folder, got ''"),
         (["--batch-size", "100000"], "--batch-size 100000 is larger than the 1294 training examples"),
+        (["--weights", "imagenet"], "--weights imagenet: no ImageNet weights are published for "
+                                    "--model tiny; presets with them: lambda_resnet26t"),
+        (["--weights", "no/such.keras"], "--weights must be imagenet or a weights file; "
+                                         "'no/such.keras' is not a file"),
+        (["--freeze-backbone-epochs", "2"], "--freeze-backbone-epochs fine-tunes pretrained "
+                                            "weights: give --weights"),
+        (["--freeze-backbone-epochs", "-1"], "--freeze-backbone-epochs must be >= 0, got -1"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, args, message):
