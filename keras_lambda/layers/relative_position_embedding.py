@@ -1,8 +1,25 @@
 """The relative position table of lambda layers, shareable between layers."""
 
 import keras
+from keras import ops
 
 from keras_lambda.layers import checks
+
+
+LARGER_INPUTS = ("error", "resample")
+
+
+def resample_table(table, offsets):
+    """A relative table `[*R, k, u]` resampled to `[*offsets, k, u]` (bilinear,
+    half-pixel centres: the centre, offset 0, maps to the centre)."""
+    shape = tuple(table.shape)
+    rows, columns = (shape[0], 1) if len(offsets) == 1 else shape[:2]
+    target = (offsets[0], 1) if len(offsets) == 1 else tuple(offsets)
+    channels = shape[-2] * shape[-1]
+    image = ops.reshape(table, (1, rows, columns, channels))
+    resized = ops.image.resize(image, target, interpolation="bilinear", antialias=False,
+                               data_format="channels_last")
+    return ops.reshape(resized, tuple(offsets) + shape[-2:])
 
 
 @keras.saving.register_keras_serializable(package="keras_lambda")
@@ -23,7 +40,13 @@ class RelativePositionEmbedding(keras.layers.Layer):
     The geometry is fixed at build from the shape of the feature map the
     embedding serves (`[b, H, W, c]` or `[b, n, c]`); the first lambda layer that
     uses it builds it. A global table serves any input up to its size (smaller
-    inputs use its central part); larger inputs raise.
+    inputs use its central part, the offsets they have). Larger inputs raise,
+    or with `larger_inputs="resample"` get the table resampled to the offsets
+    they need: bilinear, half-pixel centres, as timm and Swin resize relative
+    tables for fine-tuning at a higher resolution (FixRes). Offset 0 stays at
+    the centre and the kernel is still indexed by offset alone, so the layer
+    stays translation equivariant; the learned pattern is stretched, offset d
+    of an S'-wide input reading the table near d·(2S − 1)/(2S' − 1).
 
     Args:
         key_dim: k, the query/key depth. Default 16.
@@ -32,6 +55,8 @@ class RelativePositionEmbedding(keras.layers.Layer):
         spatial_shape: global tables only: the largest input, `(H, W)` or `(n,)`.
             None: the spatial shape of the first input it is built for.
         embeddings_initializer: initializer of T. Default N(0, 1) (the paper).
+        larger_inputs: global tables: "error" (default) or "resample" (inputs
+            larger than the table resample it, see above).
         **kwargs: base `keras.layers.Layer` arguments (name, dtype, ...).
 
     The lambda layers read it through `kernel(spatial)`: the relative kernel for
@@ -53,9 +78,11 @@ class RelativePositionEmbedding(keras.layers.Layer):
         scope=None,
         spatial_shape=None,
         embeddings_initializer=None,
+        larger_inputs="error",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.larger_inputs = checks.one_of("larger_inputs", larger_inputs, LARGER_INPUTS)
         self.key_dim = checks.positive_int("key_dim", key_dim)
         self.intra_depth = checks.positive_int("intra_depth", intra_depth)
         self.scope = checks.optional_scope(scope)
@@ -141,8 +168,9 @@ class RelativePositionEmbedding(keras.layers.Layer):
         self.check_size(spatial)
 
     def check_size(self, spatial):
-        """Raises ValueError if a global table is too small for `spatial` sizes."""
-        if self.scope is not None:
+        """Raises ValueError if a global table is too small for `spatial` sizes
+        (unless it resamples)."""
+        if self.scope is not None or self.larger_inputs == "resample":
             return
         for size, limit in zip(spatial, self.max_spatial_shape):
             if size is not None and size > limit:
@@ -150,7 +178,8 @@ class RelativePositionEmbedding(keras.layers.Layer):
                     f"Input spatial shape {tuple(spatial)} is larger than the "
                     f"{self.max_spatial_shape} that the global relative embedding "
                     f"'{self.name}' was built for. Build it for the largest input "
-                    "(spatial_shape=...), or use a scope (lambda convolution)."
+                    "(spatial_shape=...), let it resample (larger_inputs='resample'), "
+                    "or use a scope (lambda convolution)."
                 )
 
     def kernel(self, spatial):
@@ -164,8 +193,12 @@ class RelativePositionEmbedding(keras.layers.Layer):
         if self.scope is not None:
             return table
         self.check_size(spatial)
+        limits = self.max_spatial_shape
+        if any(size is not None and size > limit for size, limit in zip(spatial, limits)):
+            limits = tuple(max(size or 0, limit) for size, limit in zip(spatial, limits))
+            table = resample_table(table, tuple(2 * limit - 1 for limit in limits))
         slices = []
-        for size, limit in zip(spatial, self.max_spatial_shape):
+        for size, limit in zip(spatial, limits):
             if size is None:
                 slices.append(slice(None))
             else:
@@ -183,6 +216,7 @@ class RelativePositionEmbedding(keras.layers.Layer):
                 "embeddings_initializer": keras.initializers.serialize(
                     self.embeddings_initializer
                 ),
+                "larger_inputs": self.larger_inputs,
             }
         )
         return config

@@ -112,6 +112,7 @@ def LambdaResNet(
     activation="relu",
     lambda_pool_size=3,
     lambda_layer_kwargs=None,
+    table_input_size=None,
     dropout_rate=0.0,
     include_rescaling=False,
     include_top=True,
@@ -170,6 +171,12 @@ def LambdaResNet(
         lambda_pool_size: 3 (paper) or 2 (timm), pooling after strided lambda layers.
         lambda_layer_kwargs: further `LambdaLayer` arguments of every lambda
             layer, e.g. `dict(position_bias=True, norm_epsilon=1e-5)` (timm's).
+        table_input_size: global lambda layers (scope=None) only: the input size
+            (an int or (H, W)) their relative tables are sized for, e.g. the size
+            pretrained weights were trained at; any other input size serves too:
+            smaller inputs use the tables' central offsets, larger ones resample
+            them (`RelativePositionEmbedding(larger_inputs="resample")`). None:
+            the tables fit `input_shape` exactly and larger inputs are refused.
         dropout_rate: dropout before the classifier (with `include_top`).
         include_rescaling: False (the model takes its inputs as they are), True
             (it takes pixel values 0..255, uint8 or float, and scales them to
@@ -257,17 +264,25 @@ def LambdaResNet(
                 intra_depth=intra_depth,
                 scope=scope,
                 name=f"{stage_name}_shared_embedding",
+                **_table_geometry(table_input_size, scope, stage, 0),
             )
         for index in range(num_blocks):
             lambda_kwargs = None
             if index in lambda_blocks[stage]:
+                own_table = _table_geometry(table_input_size, scope, stage, index)
+                if embedding is None and own_table:
+                    own_table = {"embedding": RelativePositionEmbedding(
+                        key_dim=key_dim, intra_depth=intra_depth, scope=None,
+                        name=f"{stage_name}_block{index}_embedding", **own_table)}
+                else:
+                    own_table = {"embedding": embedding}
                 lambda_kwargs = {
                     **(lambda_layer_kwargs or {}),
                     "key_dim": key_dim,
                     "num_heads": num_heads,
                     "intra_depth": intra_depth,
                     "scope": scope,
-                    "embedding": embedding,
+                    **own_table,
                 }
             x = blocks.apply_bottleneck_block(
                 x,
@@ -308,6 +323,20 @@ def LambdaResNet(
     if weights is not None:
         model.load_weights(weights)
     return model
+
+
+def _table_geometry(table_input_size, scope, stage, index):
+    """The `RelativePositionEmbedding` arguments of a global lambda layer in block
+    `index` of `stage` whose tables are sized for `table_input_size` ({} if none)."""
+    if table_input_size is None or scope is not None:
+        return {}
+    sizes = (table_input_size,) * 2 if isinstance(table_input_size, int) else table_input_size
+    stride = 2 ** (stage + 2) // (2 if index == 0 and stage > 0 else 1)  # the block's input
+    if len(sizes) != 2 or any(size < NETWORK_STRIDE for size in sizes):
+        raise ValueError(f"`table_input_size` must be an int or (H, W) of at least "
+                         f"{NETWORK_STRIDE}. Received: {table_input_size!r}")
+    return {"spatial_shape": tuple(size // stride for size in sizes),
+            "larger_inputs": "resample"}
 
 
 def feature_extractor(model, stages=STAGE_NAMES):

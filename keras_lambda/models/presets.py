@@ -124,9 +124,10 @@ PRESETS = {
             name="lambda_resnet26rpt_256",
             family="timm",
             description="timm's lambda_resnet26rpt_256: lambda_resnet26t with global "
-            "relative position tables instead of r=9 convolutions; 256 px input only",
+            "relative position tables instead of r=9 convolutions, sized for 256 px "
+            "inputs (other sizes: input_shape=, the tables cropped or resampled)",
             arguments=dict(stackwise_num_blocks=(2, 2, 2, 2), placement=("C", "C", [1], "L"),
-                           scope=None, input_shape=(256, 256, 3),
+                           scope=None, input_shape=(256, 256, 3), table_input_size=256,
                            **{**TIMM_BASE, "lambda_layer_kwargs": dict(
                                TIMM_LAMBDA, position_bias=False)}),
             weights=TimmWeights("lambda_resnet26rpt_256.c1_in1k", 256, 0.94, 78.960, 94.420),

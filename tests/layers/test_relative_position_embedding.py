@@ -51,3 +51,45 @@ def test_config_round_trip():
     restored = RelativePositionEmbedding.from_config(table.get_config())
     assert (restored.key_dim, restored.intra_depth, restored.scope, restored.spatial_shape,
             restored.name) == (8, 2, None, (6, 6), "t")
+
+
+def bilinear_half_pixel(table, offsets):
+    """numpy oracle: `table` [*R, k, u] resized along its spatial axes to `offsets`,
+    axis by axis, sampling source coordinate (i + ½)·R/R' − ½ clamped to the table."""
+    result = np.asarray(table, np.float64)
+    for axis, size in enumerate(offsets):
+        old = result.shape[axis]
+        source = np.clip((np.arange(size) + 0.5) * old / size - 0.5, 0, old - 1)
+        low = np.floor(source).astype(int)
+        high = np.minimum(low + 1, old - 1)
+        weight = (source - low).reshape((-1,) + (1,) * (result.ndim - axis - 1))
+        result = (np.take(result, low, axis) * (1 - weight)
+                  + np.take(result, high, axis) * weight)
+    return result
+
+
+def test_a_resampling_table_is_unchanged_at_its_size_and_resampled_beyond():
+    table = RelativePositionEmbedding(key_dim=2, intra_depth=2, spatial_shape=(4, 3),
+                                      larger_inputs="resample")
+    table.build((None, 4, 3, 8))
+    values = np.random.default_rng(0).normal(size=table.table.shape).astype("float32")
+    table.table.assign(values)
+    np.testing.assert_array_equal(numpy(table.kernel((4, 3))), values)
+    np.testing.assert_array_equal(numpy(table.kernel((2, 3))), values[2:5])
+    # (6, 3): 11 row offsets from 7, the 5 column offsets as they are.
+    np.testing.assert_allclose(numpy(table.kernel((6, 3))),
+                               bilinear_half_pixel(values, (11, 5)), rtol=1e-5, atol=1e-6)
+    # offset 0 stays at the centre
+    np.testing.assert_allclose(numpy(table.kernel((6, 3)))[5], values[3], rtol=1e-6)
+    sequence = RelativePositionEmbedding(spatial_shape=(5,), larger_inputs="resample")
+    sequence.build((None, 5, 8))
+    np.testing.assert_allclose(numpy(sequence.kernel((8,))),
+                               bilinear_half_pixel(numpy(sequence.table), (15,)), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_the_option_is_checked_and_kept_in_the_config():
+    with pytest.raises(ValueError, match=r"`larger_inputs` must be one of 'error', 'resample'"):
+        RelativePositionEmbedding(larger_inputs="bicubic")
+    table = RelativePositionEmbedding(spatial_shape=(4, 4), larger_inputs="resample")
+    assert RelativePositionEmbedding.from_config(table.get_config()).larger_inputs == "resample"

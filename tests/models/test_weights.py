@@ -87,3 +87,20 @@ def test_a_timm_checkpoint_gives_its_backbone_to_a_model_with_other_classes(timm
         for ours, theirs in zip(layer.weights, converted.get_layer(layer.name).weights):
             np.testing.assert_array_equal(numpy(ours), numpy(theirs))
     assert model.get_layer("predictions").kernel.shape == (2048, 7)
+
+
+def test_relative_tables_sized_for_256_serve_a_320_px_model(tmp_path):
+    """lambda_resnet26rpt_256's tables are sized for 256 px: its weights load into the
+    same model at 320 px, whose larger feature maps resample the tables."""
+    source = models.LambdaResNet26RPT256()
+    source.save(tmp_path / "rpt.keras")
+    model = models.LambdaResNet26RPT256(input_shape=(320, 320, 3),
+                                        weights=str(tmp_path / "rpt.keras"))
+    for name in ("c4_block1_lambda", "c5_block0_lambda", "c5_block1_lambda"):
+        ours, theirs = model.get_layer(name).embedding, source.get_layer(name).embedding
+        assert ours.table.shape == theirs.table.shape
+        np.testing.assert_array_equal(numpy(ours.table), numpy(theirs.table))
+    assert tuple(source.get_layer("c5_block1_lambda").embedding.table.shape[:2]) == (15, 15)
+    images = np.random.default_rng(0).uniform(-1, 1, (1, 320, 320, 3)).astype("float32")
+    probabilities = numpy(model(images))
+    assert probabilities.shape == (1, 1000) and np.isclose(probabilities.sum(), 1, atol=1e-4)
