@@ -257,6 +257,27 @@ def _add_predict(commands):
                          help="print one JSON object (predictions and skipped paths)")
 
 
+def _add_export(commands):
+    from keras_lambda.export import FORMATS
+
+    export = commands.add_parser(
+        "export",
+        help="export a .keras model to SavedModel, ONNX or TFLite",
+        description="Writes MODEL as a SavedModel folder (TF Serving's `serve` signature), "
+        "an .onnx file (ONNX Runtime) or a .tflite file (LiteRT, builtin ops only), each "
+        "with a dynamic batch, then runs it in its runtime at batch 1 and 2 and compares it "
+        "with Keras (within 1e-5 of the largest output). Position kernels a format lacks "
+        "(the FFT) are swapped for ones it has, from the same weights, and named.",
+        formatter_class=_HelpFormatter,
+    )
+    export.add_argument("model", metavar="MODEL", help="a .keras file")
+    export.add_argument("--format", required=True, help=", ".join(FORMATS))
+    export.add_argument("--output", required=True, metavar="PATH",
+                        help="the folder (saved_model) or file to write")
+    export.add_argument("--no-check", action="store_true",
+                        help="skip running the export and comparing it with Keras")
+
+
 def build_parser():
     parser = _Parser(
         prog="keras-lambda",
@@ -271,6 +292,7 @@ def build_parser():
     _add_bench(commands)
     _add_convert(commands)
     _add_predict(commands)
+    _add_export(commands)
     parser.commands = commands.choices  # name → its parser, for error messages
     return parser
 
@@ -490,8 +512,39 @@ def _predict(args, argv):
     return 2 if result.skipped else 0
 
 
+def _export(args, argv):
+    from keras_lambda.errors import UsageError
+    from keras_lambda.export import FORMATS
+    from keras_lambda.files import check_output_dir
+
+    if args.format not in FORMATS:
+        raise UsageError(f"unknown `format` {args.format!r}; choose from {', '.join(FORMATS)}")
+    if not os.path.isfile(args.model):
+        raise UsageError(f"`model` {args.model!r} is not a file (a .keras model)")
+    check_output_dir(os.path.dirname(os.path.abspath(args.output)), setting="output")
+    if args.format == "onnx":
+        import importlib.util
+
+        missing = [name for name in ("tf2onnx", "onnxruntime") if not importlib.util.find_spec(name)]
+        if missing:
+            raise UsageError(f"`format` onnx needs {' and '.join(missing)}: "
+                             "pip install 'keras-lambda[export]'")
+    _startup.import_keras()
+    from keras_lambda.export import export
+
+    report = export(args.model, args.output, args.format, check=not args.no_check)
+    for layer, kernel, portable in report.swaps:
+        print(f"{layer}: the {kernel} kernel has no {args.format} ops; exported with the "
+              f"{portable} kernel (the same weights)")
+    checked = ("" if report.max_difference is None else
+               f", agrees with Keras within {report.max_difference:.1e} of the largest output "
+               "at batch 1 and 2")
+    print(f"exported {args.model} → {report.path} ({args.format}{checked})")
+    return 0
+
+
 COMMANDS = {"train": _train, "tune": _tune, "bench": _bench, "convert": _convert,
-            "predict": _predict}
+            "predict": _predict, "export": _export}
 
 
 def as_flags(message, command_parser):

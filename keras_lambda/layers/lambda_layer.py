@@ -339,7 +339,7 @@ class LambdaLayer(keras.layers.Layer):
             )  # [b, n, h, v]
             if self.position_bias:  # q_n · b, the same for every v: never [b, n, v, k]
                 bias = ops.cast(self.position_bias_weight, queries.dtype)
-                outputs = outputs + ops.einsum("bnhk,k->bnh", queries, bias)[..., None]
+                outputs = outputs + ops.expand_dims(ops.einsum("bnhk,k->bnh", queries, bias), -1)
 
         return ops.reshape(outputs, (batch,) + spatial_sizes + (h * v,))
 

@@ -54,5 +54,5 @@ def causal_content_lambdas(keys, values):
     numerator = ops.cumsum(weighted_values, axis=1)  # [b, n, k, u, v]
     # A prefix whose keys all underflow has a zero sum: keep the ratio finite.
     denominator = ops.maximum(ops.cumsum(weights, axis=1), 1e-30)
-    lambdas = ops.sum(numerator / denominator[..., None], axis=3)
+    lambdas = ops.sum(numerator / ops.expand_dims(denominator, -1), axis=3)
     return ops.cast(lambdas, values.dtype)
