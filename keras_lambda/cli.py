@@ -179,6 +179,11 @@ def _add_bench(commands):
                        help="time one pass of the training input pipeline instead (no model): "
                        "first batch, images/s, peak memory; with --data-dir or --dataset, "
                        "--image-size, --batch-size and the augmentation flags")
+    bench.add_argument("--export-latency", action="store_true",
+                       help="race batch-1 latency of LambdaResNet-50 and LambdaResNet26T against "
+                       "ResNet50 in Keras, ONNX Runtime and TFLite instead, at --image-size, "
+                       "--race-rounds rounds of --repeats calls; writes NAME.md and NAME.json "
+                       "(NAME: export-latency)")
     bench.add_argument("--dataset", default="digits",
                        help="with --input-pipeline: digits or tfds:NAME[:SPLIT]")
     bench.add_argument("--data-dir", help="with --input-pipeline: a folder of images")
@@ -422,9 +427,41 @@ def _bench_input_pipeline(args, argv):
     return 0
 
 
+def _bench_export_latency(args, argv):
+    from keras_lambda.errors import UsageError
+    from keras_lambda.files import atomic_write, check_output_dir, write_json
+
+    if args.image_size < 32:
+        raise UsageError(f"`image_size` must be >= 32, got {args.image_size}")
+    for name in ("race_rounds", "repeats"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"`{name}` must be >= 1, got {getattr(args, name)}")
+    check_output_dir(args.output_dir)
+    _need_tensorflow("bench --export-latency")
+    from keras_lambda.bench import export_latency
+
+    record = export_latency.measure(args.image_size, args.race_rounds, args.repeats)
+    record["command"] = " ".join(["keras-lambda", *argv])
+    lines = export_latency.report(record) + ["", f"Reproduce: `{record['command']}`"]
+    print("\n".join(lines))
+    os.makedirs(args.output_dir, exist_ok=True)
+    name = os.path.join(args.output_dir, args.name or "export-latency")
+    write_json(name + ".json", record)
+
+    def write_markdown(path):
+        with open(path, "w") as file:
+            file.write("\n".join(lines) + "\n")
+
+    atomic_write(name + ".md", write_markdown)
+    print(f"saved: {name}.md, {name}.json")
+    return 0
+
+
 def _bench(args, argv):
     if args.input_pipeline:
         return _bench_input_pipeline(args, argv)
+    if args.export_latency:
+        return _bench_export_latency(args, argv)
     _startup.import_keras()
     from keras_lambda.bench import LAYER_METHODS, MODEL_METHODS, QUICK, benchmark
 

@@ -132,3 +132,28 @@ def test_the_command_writes_a_saved_model_folder_tf_serving_loads(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "serving" / "1" / "saved_model.pb").exists()
     assert_exported_agrees(model, str(tmp_path / "serving" / "1"), "saved_model")
+
+
+def test_the_latency_race_reports_per_round_ratios_with_their_spread():
+    from keras_lambda.bench.export_latency import report, summarise
+
+    times = {(model, runtime): list(values) for runtime in ("keras", "onnx", "tflite")
+             for model, values in (("resnet50", (0.010, 0.012, 0.011)),
+                                   ("lambda_resnet50", (0.008, 0.012, 0.022)),
+                                   ("lambda_resnet26t", (0.005, 0.006, 0.011)))}
+    rows = {(row["runtime"], row["model"]): row for row in summarise(times)}
+    row = rows[("onnx", "lambda_resnet50")]
+    # per round 10/8, 12/12, 11/22: median 1.0, spread 0.5-1.25
+    assert (row["speed_vs_resnet50"], row["speed_min"], row["speed_max"]) == (1.0, 0.5, 1.25)
+    assert (row["ms"], row["ms_min"], row["ms_max"]) == (12.0, 8.0, 22.0)
+    assert rows[("keras", "lambda_resnet26t")]["speed_vs_resnet50"] == 2.0
+    record = {"image_size": 224, "rounds": 3, "calls_per_round": 10, "cores": 2,
+              "rows": summarise(times)}
+    assert "| onnx | lambda_resnet50 | 12.0 (8.0-22.0) | 1.00x (0.50-1.25) |" in report(record)
+
+
+def test_bench_export_latency_checks_its_arguments_first(tmp_path):
+    result = run_cli("bench", "--export-latency", "--race-rounds", "0",
+                     "--output-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == "keras-lambda: error: --race-rounds must be >= 1, got 0\n"

@@ -1,0 +1,154 @@
+"""Batch-1 latency of exported models: LambdaResNet-50 and LambdaResNet26T against
+`keras.applications.ResNet50`, in Keras, ONNX Runtime and TFLite (LiteRT).
+
+`keras-lambda bench --export-latency`. Every model is exported with
+`keras_lambda.export` (random weights: latency does not depend on them), then
+all (model, runtime) pairs are timed in one process in interleaved rounds, the
+order rotating each round, so that a slower moment of the machine falls on every
+pair alike. A round's figure for a pair is the median of `calls` batch-1 calls;
+the ratio ResNet50 / model (above 1: the model is faster) is taken within each
+round, and reported as the median with the spread (min-max) over rounds.
+Keras runs the model as a `tf.function` (its graph, as `model.predict` would,
+without predict's per-call overhead).
+"""
+
+import os
+import tempfile
+import time
+
+import numpy as np
+
+MODELS = ("lambda_resnet50", "lambda_resnet26t", "resnet50")
+BASELINE = "resnet50"
+RUNTIMES = ("keras", "onnx", "tflite")
+
+
+def build(name, size):
+    import keras
+
+    if name == BASELINE:
+        return keras.applications.ResNet50(weights=None, input_shape=(size, size, 3))
+    from keras_lambda.models import build_preset
+
+    return build_preset(name, input_shape=(size, size, 3))
+
+
+def _keras_runner(model):
+    from keras_lambda import _startup
+
+    tf = _startup.tensorflow_for("keras-lambda bench --export-latency")
+    call = tf.function(lambda x: model(x, training=False), autograph=False)
+    return lambda x: call(tf.constant(x)).numpy()
+
+
+def _onnx_runner(path):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x})[0]
+
+
+def _tflite_runner(path, shape):
+    from keras_lambda import _startup
+
+    tf = _startup.tensorflow_for("keras-lambda bench --export-latency")
+    interpreter = tf.lite.Interpreter(model_path=path, num_threads=os.cpu_count())
+    source = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(source["index"], shape)
+    interpreter.allocate_tensors()
+    target = interpreter.get_output_details()[0]["index"]
+
+    def run(x):
+        interpreter.set_tensor(source["index"], x)
+        interpreter.invoke()
+        return interpreter.get_tensor(target)
+
+    return run
+
+
+def runners(size, scratch, models=MODELS):
+    """{(model, runtime): batch-1 callable}, each called once (warm-up)."""
+    from keras_lambda.export import export
+
+    shape = (1, size, size, 3)
+    found = {}
+    for name in models:
+        model = build(name, size)
+        found[(name, "keras")] = _keras_runner(model)
+        for format, make in (("onnx", _onnx_runner), ("tflite", None)):
+            path = os.path.join(scratch, f"{name}.{format}")
+            export(model, path, format, check=False)
+            found[(name, format)] = make(path) if make else _tflite_runner(path, shape)
+    image = np.random.default_rng(0).normal(size=shape).astype("float32")
+    for run in found.values():
+        run(image)
+    return found
+
+
+def race(found, rounds, calls, size):
+    """{(model, runtime): [median seconds a call, one per round]}, interleaved."""
+    image = np.random.default_rng(1).normal(size=(1, size, size, 3)).astype("float32")
+    keys = list(found)
+    times = {key: [] for key in keys}
+    for round_index in range(rounds):
+        shift = round_index % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            samples = []
+            for _ in range(calls):
+                started = time.perf_counter()
+                found[key](image)
+                samples.append(time.perf_counter() - started)
+            times[key].append(float(np.median(samples)))
+    return times
+
+
+def summarise(times, models=MODELS):
+    """Per runtime: each model's median latency (ms, with min-max over rounds) and its
+    speed against ResNet50 (ResNet50's time / the model's, per round)."""
+    rows = []
+    for runtime in RUNTIMES:
+        baseline = np.array(times[(BASELINE, runtime)])
+        for name in models:
+            own = np.array(times[(name, runtime)])
+            ratios = baseline / own
+            rows.append({
+                "runtime": runtime, "model": name,
+                "ms": round(float(np.median(own)) * 1e3, 2),
+                "ms_min": round(float(own.min()) * 1e3, 2),
+                "ms_max": round(float(own.max()) * 1e3, 2),
+                "speed_vs_resnet50": round(float(np.median(ratios)), 3),
+                "speed_min": round(float(ratios.min()), 3),
+                "speed_max": round(float(ratios.max()), 3),
+            })
+    return rows
+
+
+def measure(size=224, rounds=7, calls=10):
+    """Exports, races and summarises; returns the record (JSON-ready)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        started = time.time()
+        found = runners(size, scratch)
+        exported = time.time() - started
+        times = race(found, rounds, calls, size)
+    return {"image_size": size, "rounds": rounds, "calls_per_round": calls,
+            "export_seconds": round(exported, 1), "cores": os.cpu_count(),
+            "rows": summarise(times),
+            "times": {f"{model}/{runtime}": values for (model, runtime), values in times.items()}}
+
+
+def report(record):
+    """Markdown lines of the record."""
+    lines = [
+        f"Batch-1 latency at {record['image_size']} px, {record['rounds']} interleaved rounds "
+        f"of {record['calls_per_round']} calls ({record['cores']} cores).",
+        "",
+        "| runtime | model | ms (median, min-max) | speed vs ResNet50 (median, min-max) |",
+        "|---|---|---:|---:|",
+    ]
+    for row in record["rows"]:
+        lines.append(
+            f"| {row['runtime']} | {row['model']} | {row['ms']} ({row['ms_min']}-"
+            f"{row['ms_max']}) | {row['speed_vs_resnet50']:.2f}x ({row['speed_min']:.2f}-"
+            f"{row['speed_max']:.2f}) |")
+    return lines
