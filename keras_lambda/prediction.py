@@ -102,7 +102,7 @@ def preprocessor(model, record):
             "supported; build yours with include_rescaling=True"
         )
     from keras_lambda import _startup
-    from keras_lambda.training.augment import center_crop
+    from keras_lambda.training.augment import center_crop, to_uint8
 
     tf = _startup.tensorflow_for("keras-lambda predict")
     height, width = model.input_shape[1:3]
@@ -111,8 +111,7 @@ def preprocessor(model, record):
         raise UsageError(f"`model` {model.name} takes {height}x{width} images; only square "
                          "inputs are supported")
     crop_pct = record.get("crop_pct", DEFAULT_CROP_PCT)
-    return lambda image: np.clip(np.round(center_crop(
-        tf.cast(image, tf.float32), size, crop_pct).numpy()), 0, 255).astype("uint8")
+    return lambda image: to_uint8(center_crop(tf.cast(image, tf.float32), size, crop_pct)).numpy()
 
 
 def class_names(model, record):
