@@ -4,7 +4,8 @@
 checkpoint from the Hugging Face hub with `keras.utils.get_file` (kept in
 `~/.keras/models/keras_lambda/`, or `$KERAS_HOME`), so later calls read it from
 disk; converting it takes a second. A path to a timm checkpoint (`.safetensors`,
-`.pth`, `.bin`) or to Keras weights (`.weights.h5`, `.keras`) works too.
+`.pth`, `.bin`) or to Keras weights (`.weights.h5`, `.keras`) works too, and
+into a model with another number of classes (fine-tuning: a new head).
 """
 
 import os
