@@ -99,3 +99,35 @@ def test_a_timm_checkpoint_fine_tunes_from_the_command_line(tmp_path, timm_refer
     assert tuned.output_shape == (None, 3)
     assert tuned.get_layer("rescaling").offset == pytest.approx(
         [-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225])  # timm's inputs: ImageNet-normalised
+
+
+def test_the_custom_loop_freezes_then_trains_the_backbone():
+    """The loop multi-worker runs use (here under the default strategy) re-traces its
+    step when the freeze ends: the backbone is unchanged after the frozen epoch and
+    trains after it, while the head trains throughout."""
+    import tensorflow as tf
+
+    from keras_lambda.training import custom_loop, fine_tune
+
+    model = models.build_preset("tiny", input_shape=(32, 32, 3), classes=3)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.CategoricalCrossentropy())
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(16, 32, 32, 3)).astype("float32")
+    labels = keras.utils.to_categorical(rng.integers(0, 3, 16), 3)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(8, drop_remainder=True)
+    snapshots = []
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            snapshots.append((backbone(self.model), self.model.get_layer("predictions").get_weights()))
+
+    start = (backbone(model), model.get_layer("predictions").get_weights())
+    custom_loop.fit(model, tf.distribute.get_strategy(), dataset, dataset, 8, model.loss, 2,
+                    callbacks=[fine_tune.FreezeBackbone(1), Snapshot()], verbose=0)
+    (after_frozen, head_frozen), (after_open, head_open) = snapshots
+    assert_same(after_frozen, start[0])
+    assert not np.array_equal(head_frozen[0], start[1][0])
+    changed = [name for name in after_open
+               if any(not np.array_equal(a, b) for a, b in zip(after_open[name], start[0][name]))]
+    assert len(changed) == len(start[0])
+    assert all(layer.trainable for layer in model.layers)
