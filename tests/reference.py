@@ -19,6 +19,12 @@ def batch_norm(x, gamma, beta, mean, variance, epsilon, training):
     return (x - mean) / np.sqrt(variance + epsilon) * gamma + beta
 
 
+def layer_norm(x, gamma, beta, epsilon):
+    """Keras LayerNormalization over the last axis: each position by itself."""
+    mean, variance = x.mean(axis=-1, keepdims=True), x.var(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(variance + epsilon) * gamma + beta
+
+
 def relative_embeddings(table, spatial_shape, scope=None, dilation=1, causal=False):
     """E [n, m, k, u]: E[n, m] = table[centre + (pos(m) − pos(n)) / dilation].
 
@@ -67,7 +73,8 @@ def lambda_layer(
     """The lambda layer of the paper, query by query.
 
     inputs `[b, *S, c]`; weights: dict with `qkv` `[c, h·k + k·u + v·u]`, `query_norm`
-    and `value_norm` (gamma, beta, mean, variance), `table` `[*r, k, u]`.
+    and `value_norm` (gamma, beta, mean, variance; causal: the layer norms' gamma,
+    beta), `table` `[*r, k, u]`.
     Returns `[b, *S, h·v]`.
     """
     x = np.asarray(inputs, np.float64)
@@ -78,8 +85,12 @@ def lambda_layer(
     q = projected[..., : h * k]
     keys = projected[..., h * k : h * k + k * u]
     values = projected[..., h * k + k * u :]
-    q = batch_norm(q, *weights["query_norm"], epsilon, training)
-    values = batch_norm(values, *weights["value_norm"], epsilon, training)
+    if causal:  # layer norm: a position's statistics are its own (no later positions)
+        q = layer_norm(q, *weights["query_norm"], epsilon)
+        values = layer_norm(values, *weights["value_norm"], epsilon)
+    else:
+        q = batch_norm(q, *weights["query_norm"], epsilon, training)
+        values = batch_norm(values, *weights["value_norm"], epsilon, training)
     v = values.shape[-1] // u
     q = q.reshape(batch, n, h, k)
     keys = keys.reshape(batch, n, k, u)
@@ -106,6 +117,8 @@ def layer_weights(layer):
     """The weights of a keras_lambda LambdaLayer as numpy arrays for `lambda_layer`."""
 
     def norm(bn):
+        if not hasattr(bn, "moving_mean"):  # a causal layer's layer norm
+            return np.asarray(bn.gamma), np.asarray(bn.beta)
         return tuple(
             np.asarray(w)
             for w in (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance)

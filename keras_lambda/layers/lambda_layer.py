@@ -43,7 +43,8 @@ class LambdaLayer(keras.layers.Layer):
 
     - Queries Q = X W_Q `[b, n, h, k]` (h queries per position, multi-query),
       keys K = X W_K `[b, m, k, u]`, values V = X W_V `[b, m, v, u]`, v = d / h;
-      no bias; batch norm on Q and V; softmax of K over the m positions (float32).
+      no bias; batch norm on Q and V (layer norm when causal, see `causal`);
+      softmax of K over the m positions (float32).
     - Content lambda λc = Σ_m softmax(K)_m V_mᵀ `[b, k, v]`, shared by all queries.
     - Position lambdas λp_n = Σ_m E_{n,m} V_mᵀ `[b, n, k, v]` with relative
       embeddings E_{n,m} = T[m − n]: global (`scope=None`, table `[2H−1, 2W−1, k, u]`)
@@ -78,9 +79,14 @@ class LambdaLayer(keras.layers.Layer):
         embedding: a `RelativePositionEmbedding` to share with other layers of the
             same key_dim, intra_depth and scope; None: the layer makes its own.
         causal: sequences only: each position sees only positions <= itself
-            (prefix-sum content lambdas, masked position embeddings).
+            (prefix-sum content lambdas, masked position embeddings), in
+            training too: Q and V are normalised by layer normalisation over
+            their channels, position by position, instead of batch norm, whose
+            training statistics mix every position of the batch, later ones
+            included (a model trained so learns to read the future).
         dilation_rate: dilation of the local scope (scope != None only).
-        norm_momentum, norm_epsilon: of the batch norms on queries and values.
+        norm_momentum, norm_epsilon: of the batch norms on queries and values
+            (causal layers: the epsilon of their layer norms).
         position_bias: adds a learned bias `[k]` to every position lambda, the
             same for every v (λp_n + b 1ᵀ): the bias of timm's lambda convolution
             (a Conv3d with bias). Off by default: the paper has none.
@@ -250,6 +256,11 @@ class LambdaLayer(keras.layers.Layer):
             )
 
     def _batch_norm(self, name, shape):
+        if self.causal:  # statistics of one position only: nothing from later ones
+            norm = keras.layers.LayerNormalization(
+                epsilon=self.norm_epsilon, dtype=self.dtype_policy, name=name)
+            norm.build(shape)
+            return norm
         norm = FusedBatchNormalization(
             momentum=self.norm_momentum,
             epsilon=self.norm_epsilon,

@@ -18,6 +18,8 @@ def randomise_norms(layer, seed):
         size = norm.gamma.shape[0]
         norm.gamma.assign(rng.uniform(0.5, 1.5, size))
         norm.beta.assign(rng.normal(0.0, 0.3, size))
+        if not hasattr(norm, "moving_mean"):  # a causal layer's layer norm
+            continue
         norm.moving_mean.assign(rng.normal(0.0, 0.3, size))
         norm.moving_variance.assign(rng.uniform(0.5, 2.0, size))
 
