@@ -16,6 +16,20 @@ POSITIONS = ("relative", None)
 IMPLEMENTATIONS = ("auto",) + position_ops.IMPLEMENTATIONS
 
 
+PADDING_LOGIT = -1e9  # a padded key's softmax logit: weight exp(-1e9 - max) = 0
+
+
+def _mask_context(keys, values, mask):
+    """keys `[b, *S, k·u]`, values `[b, *S, v·u]`, mask `[b, *S]` (True: a real
+    position) → padded positions out of every lambda: their keys' softmax weight 0
+    (a logit of PADDING_LOGIT; float32 or bfloat16 here, never float16) and their
+    values 0, so neither the content lambda nor any position lambda sums them."""
+    real = ops.expand_dims(ops.cast(mask, "bool"), -1)
+    keys = ops.where(real, keys, ops.cast(PADDING_LOGIT, keys.dtype))
+    values = ops.where(real, values, ops.zeros_like(values))
+    return keys, values
+
+
 class _ProjectionInitializer(keras.initializers.Initializer):
     """The paper's initialisation of the fused [c, h·k + k·u + v·u] projection.
 
@@ -154,6 +168,7 @@ class LambdaLayer(keras.layers.Layer):
             )
         self.position_bias = bool(position_bias)
         self._check_embedding(embedding)
+        self.supports_masking = True  # padding [b, *S] (False) leaves every lambda
         # The constructor argument (shared) and the table in use (shared or own).
         self._shared_embedding = embedding
         self.embedding = embedding
@@ -270,6 +285,9 @@ class LambdaLayer(keras.layers.Layer):
         norm.build(shape)
         return norm
 
+    def compute_mask(self, inputs, mask=None):
+        return mask  # the same positions come out
+
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self._resolved_output_dim(input_shape),)
 
@@ -278,7 +296,7 @@ class LambdaLayer(keras.layers.Layer):
         """float32 under a float16 policy (see `call`), else the compute dtype."""
         return "float32" if self.compute_dtype == "float16" else self.compute_dtype
 
-    def compute_output_spec(self, inputs, training=None):
+    def compute_output_spec(self, inputs, training=None, mask=None):
         return keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype=self.output_dtype)
 
     def position_implementation(self, spatial_shape, value_dim=None):
@@ -308,7 +326,7 @@ class LambdaLayer(keras.layers.Layer):
 
     # Forward ----------------------------------------------------------------
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
         h, k, u, v = self.num_heads, self.key_dim, self.intra_depth, self.value_dim
         spatial = tuple(inputs.shape[1:-1])
         batch = position_ops.batch_size(inputs)
@@ -318,14 +336,19 @@ class LambdaLayer(keras.layers.Layer):
 
         projected = ops.matmul(inputs, ops.cast(self.qkv_kernel, inputs.dtype))
         queries, keys, values = ops.split(projected, [h * k, h * k + k * u], axis=-1)
-        queries = self.query_norm(queries, training=training)
-        values = self.value_norm(values, training=training)
+        if self.causal:  # layer norms: each position by itself
+            queries, values = self.query_norm(queries), self.value_norm(values)
+        else:  # padding (mask False) stays out of the statistics (Keras's masked moments)
+            queries = self.query_norm(queries, training=training, mask=mask)
+            values = self.value_norm(values, training=training, mask=mask)
         if self.output_dtype != self.compute_dtype:
             # The lambdas sum r² (or n) unnormalised positions and the output is their
             # product with the queries: trained layers reach float16's 65,504. The
             # normalised q, k, v are cast once; every contraction runs in float32, and
             # so does the output (bfloat16 has float32's range and keeps its speed).
             queries, keys, values = (ops.cast(t, "float32") for t in (queries, keys, values))
+        if mask is not None:
+            keys, values = _mask_context(keys, values, mask)
 
         queries = ops.reshape(queries, (batch, -1, h, k))  # [b, n, h, k]
         keys = ops.reshape(keys, (batch, -1, k, u))  # [b, m, k, u]
