@@ -82,3 +82,19 @@ def test_the_mask_flows_from_an_embedding_through_the_layer():
     layer_outputs = keras.Model(inputs, outputs).predict(tokens, verbose=0)
     np.testing.assert_allclose(model.predict(tokens, verbose=0)[0],
                                layer_outputs[0, :5].mean(axis=0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"scope": 3, "implementation": "conv"},
+                                    {"implementation": "fft"}], ids=["global", "scope-3", "fft"])
+def test_an_image_padded_to_a_larger_canvas_gives_its_own_outputs(kwargs):
+    keras.utils.set_random_seed(0)
+    layer = LambdaLayer(key_dim=4, num_heads=2, **kwargs)
+    layer.build((None, 6, 6, 8))
+    image = np.random.default_rng(0).normal(size=(1, 4, 5, 8)).astype("float32")
+    canvas = np.random.default_rng(1).normal(scale=5.0, size=(1, 6, 6, 8)).astype("float32")
+    canvas[:, :4, :5] = image
+    mask = np.zeros((1, 6, 6), bool)
+    mask[:, :4, :5] = True
+    padded = numpy(layer(canvas, mask=mask))[:, :4, :5]
+    alone = numpy(layer(image))
+    np.testing.assert_allclose(padded, alone, rtol=1e-5, atol=1e-5 * np.abs(alone).max())
