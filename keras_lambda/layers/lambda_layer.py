@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_lambda.layers import checks
+from keras_lambda.layers import incremental
 from keras_lambda.layers.fused_batch_norm import FusedBatchNormalization
 from keras_lambda.layers.relative_position_embedding import RelativePositionEmbedding
 from keras_lambda.ops import auto
@@ -376,6 +377,18 @@ class LambdaLayer(keras.layers.Layer):
                 outputs = outputs + ops.expand_dims(ops.einsum("bnhk,k->bnh", queries, bias), -1)
 
         return ops.reshape(outputs, (batch,) + spatial_sizes + (h * v,))
+
+    # Generation ---------------------------------------------------------------
+
+    def decoding_state(self, batch_size):
+        """The state before position 0, for `decode_step` (a built causal layer)."""
+        return incremental.initial_state(self, batch_size)
+
+    def decode_step(self, inputs, state):
+        """One position at a time: inputs `[b, c]` → (outputs `[b, d]`, next state),
+        equal to the full causal layer's outputs at that position, in O(1) per step
+        for the content lambda (see `keras_lambda.layers.incremental`)."""
+        return incremental.step(self, inputs, state)
 
     # Serialization ----------------------------------------------------------
 
