@@ -49,7 +49,7 @@ def test_trials_keep_the_rest_of_their_preset():
     assert model.get_layer("stem_conv1_conv").filters == 24  # timm's tiered stem
     assert all(layer.position_bias and layer.norm_epsilon == 1e-5 for layer in lambda_layers(model))
     default = LambdaResNetHyperModel((32, 32, 1), 10, **SMALL).build(keras_tuner.HyperParameters())
-    assert default.get_layer("stem_conv1_conv").filters == 32  # tiny: ResNet-RS
+    assert default.get_layer("stem_conv1_conv").filters == 8  # tiny: ResNet-RS, stem 16 wide
     with pytest.raises(ValueError, match="unknown model 'vit'; choose from tiny, lambda_resnet50"):
         LambdaResNetHyperModel((32, 32, 1), 10, preset="vit")
 

@@ -330,7 +330,7 @@ def test_a_folder_run_keeps_nested_classes_names_them_and_records_undecodable_fi
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["class_names"] == ["circle", "square", "triangle"]
     assert json.loads((tmp_path / "run" / "classes.json").read_text()) == {
-        "class_names": ["circle", "square", "triangle"]}
+        "class_names": ["circle", "square", "triangle"], "image_size": 32, "crop_pct": 0.875}
     assert summary["undecodable_files"] == [str(images / "square" / "broken.jpg")]
     assert result.stderr.strip().splitlines() == [
         "keras-lambda: 1 image file(s) did not decode and were skipped (listed in "
