@@ -22,7 +22,6 @@ human 96%; shuffled: logistic 32%, MLP 68%, CNN 56%, GRU 57%.
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -142,13 +141,9 @@ def main():
                         default=["lambda-global", "lambda-r9", "attention", "cnn", "gru"])
     parser.add_argument("--out", default=os.path.join(HERE, "mnist1d"))
     args = parser.parse_args()
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    record = {"date": time.strftime("%Y-%m-%d"), "machine": f"{cpu}, {os.cpu_count()} cores",
+    from keras_lambda.bench.runner import machine
+
+    record = {"date": time.strftime("%Y-%m-%d"), "machine": machine(),
               "command": "python benchmarks/mnist1d.py"
               + ("" if args.epochs == EPOCHS else f" --epochs {args.epochs}")
               + ("" if tuple(args.seeds) == SEEDS else " --seeds " + " ".join(map(str, args.seeds))),
