@@ -111,16 +111,19 @@ def _run_onnx(path):
     return lambda x: session.run(None, {name: x})[0]
 
 
-def _run_tflite(path):
+def _run_tflite(path, threads=None):
     from keras_lambda import _startup
 
     tf = _startup.tensorflow_for("keras_lambda.export")
-    interpreter = tf.lite.Interpreter(model_path=path)
+    interpreter = tf.lite.Interpreter(model_path=path, num_threads=threads)
     source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    allocated = []  # the input shape the tensors are allocated for
 
     def run(x):
-        interpreter.resize_tensor_input(source["index"], x.shape)
-        interpreter.allocate_tensors()
+        if allocated != [x.shape]:  # resizing re-plans the whole graph: only on a new shape
+            interpreter.resize_tensor_input(source["index"], x.shape)
+            interpreter.allocate_tensors()
+            allocated[:] = [x.shape]
         interpreter.set_tensor(source["index"], x)
         interpreter.invoke()
         return interpreter.get_tensor(target["index"])

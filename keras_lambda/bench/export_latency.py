@@ -41,46 +41,20 @@ def _keras_runner(model):
     return lambda x: call(tf.constant(x)).numpy()
 
 
-def _onnx_runner(path):
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda x: session.run(None, {name: x})[0]
-
-
-def _tflite_runner(path, shape):
-    from keras_lambda import _startup
-
-    tf = _startup.tensorflow_for("keras-lambda bench --export-latency")
-    interpreter = tf.lite.Interpreter(model_path=path, num_threads=os.cpu_count())
-    source = interpreter.get_input_details()[0]
-    interpreter.resize_tensor_input(source["index"], shape)
-    interpreter.allocate_tensors()
-    target = interpreter.get_output_details()[0]["index"]
-
-    def run(x):
-        interpreter.set_tensor(source["index"], x)
-        interpreter.invoke()
-        return interpreter.get_tensor(target)
-
-    return run
-
-
 def runners(size, scratch, models=MODELS):
     """{(model, runtime): batch-1 callable}, each called once (warm-up)."""
-    from keras_lambda.export import export
+    from keras_lambda.export import _run_onnx, _run_tflite, export
 
-    shape = (1, size, size, 3)
     found = {}
     for name in models:
         model = build(name, size)
         found[(name, "keras")] = _keras_runner(model)
-        for format, make in (("onnx", _onnx_runner), ("tflite", None)):
+        for format in ("onnx", "tflite"):
             path = os.path.join(scratch, f"{name}.{format}")
             export(model, path, format, check=False)
-            found[(name, format)] = make(path) if make else _tflite_runner(path, shape)
-    image = np.random.default_rng(0).normal(size=shape).astype("float32")
+            found[(name, format)] = (_run_onnx(path) if format == "onnx"
+                                     else _run_tflite(path, threads=os.cpu_count()))
+    image = np.random.default_rng(0).normal(size=(1, size, size, 3)).astype("float32")
     for run in found.values():
         run(image)
     return found

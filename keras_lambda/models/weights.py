@@ -118,13 +118,14 @@ def _copy_by_name(source, model, path):
         except ValueError:
             theirs = None
         shapes = [tuple(weight.shape) for weight in layer.weights]
-        fits = theirs is not None and [tuple(w.shape) for w in theirs.weights] == shapes
+        their_shapes = None if theirs is None else [tuple(w.shape) for w in theirs.weights]
+        fits = their_shapes == shapes
         if not fits and layer.name == HEAD:
             new_head = theirs.units if theirs is not None else 0
             continue
         if not fits:
             found = ("no such layer" if theirs is None else
-                     f"shapes {[tuple(w.shape) for w in theirs.weights]}, not {shapes}")
+                     f"shapes {their_shapes}, not {shapes}")
             raise ValueError(f"`weights` {path!r} does not fit {model.name}: layer "
                              f"{layer.name} ({found}); is it the same architecture?")
         pairs += zip(layer.weights, theirs.weights)
