@@ -62,12 +62,14 @@ def numpy(x):
     return keras.ops.convert_to_numpy(x)
 
 
-def layer_gradients(layer, inputs, probe, variables):
-    """Value and gradients of sum(layer(inputs, training=True) · probe) with respect
-    to `inputs` and `variables` (some of the layer's trainable ones), as numpy, on
-    the backend Keras runs: a GradientTape on TensorFlow, `torch.autograd` on
-    PyTorch, `jax.grad` of the layer's `stateless_call` on JAX."""
+def layer_gradients(layer, inputs, probe, variables, mask=None):
+    """Value and gradients of sum(layer(inputs, training=True, mask=mask) · probe)
+    with respect to `inputs` and `variables` (some of the layer's trainable ones), as
+    numpy, on the backend Keras runs: a GradientTape on TensorFlow, `torch.autograd`
+    on PyTorch, `jax.grad` of the layer's `stateless_call` on JAX."""
     import keras
+
+    masked = {} if mask is None else {"mask": mask}
 
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -76,13 +78,13 @@ def layer_gradients(layer, inputs, probe, variables):
         x = tf.constant(inputs)
         with tf.GradientTape() as tape:
             tape.watch(x)
-            value = tf.reduce_sum(layer(x, training=True) * probe)
+            value = tf.reduce_sum(layer(x, training=True, **masked) * probe)
         gradients = tape.gradient(value, [x] + [v.value for v in variables])
     elif backend == "torch":
         import torch
 
         x = torch.tensor(inputs, requires_grad=True)
-        value = (layer(x, training=True) * torch.tensor(probe)).sum()
+        value = (layer(x, training=True, **masked) * torch.tensor(probe)).sum()
         gradients = torch.autograd.grad(value, [x] + [v.value for v in variables])
     else:
         import jax
@@ -91,7 +93,8 @@ def layer_gradients(layer, inputs, probe, variables):
         non_trainable = [v.value for v in layer.non_trainable_variables]
 
         def objective(x, trainable):
-            outputs, _ = layer.stateless_call(trainable, non_trainable, x, training=True)
+            outputs, _ = layer.stateless_call(trainable, non_trainable, x, training=True,
+                                              **masked)
             return (outputs * probe).sum()
 
         value, (input_gradient, weight_gradients) = jax.value_and_grad(

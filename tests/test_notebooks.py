@@ -6,10 +6,11 @@ import pathlib
 import pytest
 
 NOTEBOOKS = sorted((pathlib.Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
-NAMES = ("quickstart", "lambda_vs_attention", "hyperparameter_search", "distributed_training")
+NAMES = ("quickstart", "lambda_vs_attention", "hyperparameter_search", "distributed_training",
+         "sequences")
 
 
-def test_the_four_notebooks_exist_without_outputs_and_with_a_colab_badge():
+def test_the_notebooks_exist_without_outputs_and_with_a_colab_badge():
     assert sorted(path.stem for path in NOTEBOOKS) == sorted(NAMES)
     readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
     for path in NOTEBOOKS:
