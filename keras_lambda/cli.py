@@ -11,6 +11,10 @@ import sys
 import keras_lambda
 from keras_lambda import _startup
 
+# `keras-lambda bench` writes under runs/ like `train`: the records a checkout ships
+# with (benchmarks/) are written only when asked for by path.
+BENCH_OUTPUT_DIR = "runs/bench"
+
 
 class _Parser(argparse.ArgumentParser):
     """Bad input: one line on stderr and exit code 2, no usage dump or traceback."""
@@ -212,8 +216,11 @@ def _add_bench(commands):
     bench.add_argument("--timeout", type=int, default=defaults.TIMEOUT, help="seconds per case")
     bench.add_argument("--memory-limit-gib", type=float,
                        help="per case; beyond it a case is OOM (None: 80%% of RAM)")
-    bench.add_argument("--output-dir", default="benchmarks",
-                       help="folder of NAME.md, NAME.json (written after every case) and the figures")
+    bench.add_argument("--output-dir", default=BENCH_OUTPUT_DIR,
+                       help="folder of NAME.md, NAME.json (written after every case) and the "
+                       f"figures (default: {BENCH_OUTPUT_DIR})")
+    bench.add_argument("--overwrite", action="store_true",
+                       help="replace a record NAME.json / NAME.md that exists (refused without)")
     bench.add_argument("--name", default=None,
                        help="output file names (default: bench-cpu or bench-gpu on TensorFlow, "
                        "bench-BACKEND-cpu/gpu on others, quick with --quick)")
@@ -421,7 +428,7 @@ def _bench_input_pipeline(args, argv):
     figures["command"] = " ".join(["keras-lambda", *argv])
     print("\n".join(pipeline_bench.report(figures)))
     os.makedirs(args.output_dir, exist_ok=True)
-    path = os.path.join(args.output_dir, f"{args.name or 'input-pipeline'}.json")
+    path = os.path.join(args.output_dir, _bench_name(args) + ".json")
     write_json(path, figures)
     print(f"saved: {path}")
     return 0
@@ -445,7 +452,7 @@ def _bench_export_latency(args, argv):
     lines = export_latency.report(record) + ["", f"Reproduce: `{record['command']}`"]
     print("\n".join(lines))
     os.makedirs(args.output_dir, exist_ok=True)
-    name = os.path.join(args.output_dir, args.name or "export-latency")
+    name = os.path.join(args.output_dir, _bench_name(args))
     write_json(name + ".json", record)
 
     def write_markdown(path):
@@ -457,7 +464,36 @@ def _bench_export_latency(args, argv):
     return 0
 
 
+def _bench_name(args):
+    """The record's file name (no extension) for the mode `args` asks for."""
+    if args.input_pipeline:
+        return args.name or "input-pipeline"
+    if args.export_latency:
+        return args.name or "export-latency"
+    if args.name or args.quick:
+        return args.name or "quick"
+    _startup.import_keras()  # the default name says the backend and device
+    from keras_lambda.bench.runner import default_name
+
+    return default_name()
+
+
+def _refuse_to_overwrite(args):
+    """A record is replaced only when asked: a bench run from a checkout's root must not
+    wipe the records it ships with."""
+    from keras_lambda.errors import UsageError
+
+    if args.overwrite:
+        return
+    name = os.path.join(args.output_dir, _bench_name(args))
+    for path in (name + ".json", name + ".md"):
+        if os.path.exists(path):
+            raise UsageError(f"`output_dir`: {path} exists; pass --overwrite to replace it, "
+                             "or choose another --output-dir or --name")
+
+
 def _bench(args, argv):
+    _refuse_to_overwrite(args)
     if args.input_pipeline:
         return _bench_input_pipeline(args, argv)
     if args.export_latency:
@@ -469,9 +505,7 @@ def _bench(args, argv):
                     methods=args.methods or LAYER_METHODS + MODEL_METHODS)
     if args.quick:
         settings.update(QUICK)
-    from keras_lambda.bench.runner import default_name
-
-    name = args.name or ("quick" if args.quick else default_name())
+    name = _bench_name(args)
     limit = int(args.memory_limit_gib * 2**30) if args.memory_limit_gib else None
     benchmark(
         batch=args.batch, repeats=args.repeats, race_rounds=args.race_rounds,

@@ -65,6 +65,45 @@ def test_the_bench_command_writes_a_table_markdown_json_and_figures(tmp_path):
     assert all(r["status"] == "ok" for r in records)
 
 
+def test_the_bench_command_writes_under_runs_by_default(tmp_path):
+    """Run from a checkout's root, it leaves the shipped records (benchmarks/) alone."""
+    (tmp_path / "benchmarks").mkdir()
+    record = tmp_path / "benchmarks" / "quick.json"
+    record.write_text("{}")
+    result = run_cli("bench", "--methods", "lambda/content", "--sizes", "8", "--dims", "16",
+                     "--batch", "2", "--repeats", "1", "--race-rounds", "0", "--name", "quick",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = json.loads((tmp_path / "runs" / "bench" / "quick.json").read_text())
+    assert [r["method"] for r in written["results"]] == ["lambda/content"]
+    assert record.read_text() == "{}"
+
+
+@pytest.mark.parametrize("mode", [[], ["--export-latency"], ["--input-pipeline"]],
+                         ids=["layers", "export-latency", "input-pipeline"])
+def test_a_record_that_exists_is_replaced_only_with_overwrite(tmp_path, mode):
+    name = {"--export-latency": "export-latency",
+            "--input-pipeline": "input-pipeline"}.get(mode[0] if mode else None, "mine")
+    (tmp_path / f"{name}.md").write_text("the shipped record")
+    args = ["bench", *mode, "--output-dir", str(tmp_path)] + ([] if mode else ["--name", "mine"])
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"keras-lambda: error: --output-dir: {tmp_path / name}.md exists; pass --overwrite to "
+        "replace it, or choose another --output-dir or --name")
+    assert (tmp_path / f"{name}.md").read_text() == "the shipped record"
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_overwrite_replaces_a_record(tmp_path):
+    (tmp_path / "mine.json").write_text("{}")
+    result = run_cli("bench", "--methods", "lambda/content", "--sizes", "8", "--dims", "16",
+                     "--batch", "2", "--repeats", "1", "--race-rounds", "0", "--name", "mine",
+                     "--output-dir", str(tmp_path), "--overwrite")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((tmp_path / "mine.json").read_text())["results"][0]["status"] == "ok"
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
