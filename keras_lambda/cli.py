@@ -11,10 +11,6 @@ import sys
 import keras_lambda
 from keras_lambda import _startup
 
-# `keras-lambda bench` writes under runs/ like `train`: the records a checkout ships
-# with (benchmarks/) are written only when asked for by path.
-BENCH_OUTPUT_DIR = "runs/bench"
-
 
 class _Parser(argparse.ArgumentParser):
     """Bad input: one line on stderr and exit code 2, no usage dump or traceback."""
@@ -216,9 +212,9 @@ def _add_bench(commands):
     bench.add_argument("--timeout", type=int, default=defaults.TIMEOUT, help="seconds per case")
     bench.add_argument("--memory-limit-gib", type=float,
                        help="per case; beyond it a case is OOM (None: 80%% of RAM)")
-    bench.add_argument("--output-dir", default=BENCH_OUTPUT_DIR,
+    bench.add_argument("--output-dir", default=defaults.OUTPUT_DIR,
                        help="folder of NAME.md, NAME.json (written after every case) and the "
-                       f"figures (default: {BENCH_OUTPUT_DIR})")
+                       f"figures (default: {defaults.OUTPUT_DIR})")
     bench.add_argument("--overwrite", action="store_true",
                        help="replace a record NAME.json / NAME.md that exists (refused without)")
     bench.add_argument("--name", default=None,

@@ -43,7 +43,20 @@ CHECK_SIZE = 64  # the spatial size of check inputs where the model takes any
 class ExportReport:
     """What `export` wrote: `swaps` as (layer, kernel, kernel exported);
     `max_difference` of the exported outputs from Keras's (relative to the
-    largest output), None when not checked."""
+    largest output), None when not checked.
+
+    Example:
+    ```python
+    import keras
+    from keras_lambda.export import export
+    from keras_lambda.layers import LambdaLayer
+
+    inputs = keras.Input((16, 16, 8))
+    model = keras.Model(inputs, LambdaLayer(implementation="fft")(inputs))
+    report = export(model, "model.tflite", "tflite")
+    print(report.swaps)       # the FFT layer exported with a kernel TFLite has ops for
+    ```
+    """
 
     path: str
     format: str
@@ -181,6 +194,18 @@ def export(model, path, format="saved_model", check=True):
             the module's docstring); a disagreement raises FaultError.
     Returns:
         `ExportReport`. The file or folder appears at `path` only when complete.
+
+    Example:
+    ```python
+    import keras
+    from keras_lambda.export import export
+    from keras_lambda.layers import LambdaLayer
+
+    inputs = keras.Input((16, 16, 8))
+    model = keras.Model(inputs, LambdaLayer(scope=3)(inputs))
+    report = export(model, "exported/1", "saved_model")   # checked against Keras at batch 1 and 2
+    print(report)
+    ```
     """
     if format not in FORMATS:
         raise UsageError(f"unknown `format` {format!r}; choose from {', '.join(FORMATS)}")

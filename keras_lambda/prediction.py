@@ -37,7 +37,16 @@ BATCH = 32
 @dataclasses.dataclass
 class Predictions:
     """`predictions`: per readable image, its path and top classes, in input order.
-    `skipped`: per unreadable path, its path and why."""
+    `skipped`: per unreadable path, its path and why.
+
+    Example:
+    ```python
+    from keras_lambda.prediction import Predictions
+
+    result = Predictions(predictions=[], skipped=[{"path": "notes.txt", "reason": "not an image"}])
+    print(result.skipped[0]["reason"])
+    ```
+    """
 
     predictions: list
     skipped: list
@@ -174,6 +183,19 @@ def predict_images(model, inputs, top=5, batch_size=BATCH):
         top: how many classes per image, best first.
     Returns:
         `Predictions` (readable images in order; unreadable paths with reasons).
+
+    Example:
+    ```python
+    import numpy as np
+    import keras
+    from keras_lambda.models import build_preset
+    from keras_lambda.prediction import predict_images
+
+    model = build_preset("tiny", input_shape=(32, 32, 3), classes=3, include_rescaling=True)
+    keras.utils.save_img("photo.png", np.random.randint(0, 256, (40, 40, 3)))
+    result = predict_images(model, ["photo.png"], top=2)   # a train run's best.keras works too
+    print(result.predictions[0]["top"])
+    ```
     """
     model, model_path = load(model)
     record = run_record(model_path)

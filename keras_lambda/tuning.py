@@ -108,9 +108,16 @@ class LambdaResNetHyperModel(keras_tuner.HyperModel):
 
     Example:
     ```python
-    hypermodel = LambdaResNetHyperModel((32, 32, 3), 10, scope=0, num_heads=4)
-    tuner = keras_tuner.RandomSearch(hypermodel, objective="val_accuracy", max_trials=10)
-    tuner.search(x_train, y_train, validation_data=(x_val, y_val), epochs=5)  # y one-hot
+    import keras_tuner
+    import numpy as np
+    from keras_lambda.tuning import LambdaResNetHyperModel
+
+    x, y = np.random.rand(64, 32, 32, 3) * 255, np.eye(10)[np.arange(64) % 10]   # y one-hot
+    hypermodel = LambdaResNetHyperModel((32, 32, 3), 10, scope=0, num_heads=4, placement="CCCL",
+                                        width_multiplier=0.25, blocks_per_stage=1)
+    tuner = keras_tuner.RandomSearch(hypermodel, objective="val_accuracy", max_trials=1,
+                                     directory="runs", project_name="example")
+    tuner.search(x[:48], y[:48], validation_data=(x[48:], y[48:]), epochs=1, verbose=0)
     ```
     """
 
@@ -280,6 +287,15 @@ def search(config):
     `output_dir` holds the tuner's project (`search/`, resumed when run again),
     `best.keras` (the best trial's model) and `best.json` (its hyperparameters,
     validation and test accuracy). Returns the `best.json` dict.
+
+    Example:
+    ```python
+    from keras_lambda.training.options import TuneConfig
+    from keras_lambda.tuning import search
+
+    best = search(TuneConfig(max_trials=1, epochs=1, output_dir="runs/example-search"))
+    print(best["hyperparameters"], best["test_accuracy"])
+    ```
     """
     check_output_dir(config.output_dir)
     strategy = make_strategy(config.strategy)

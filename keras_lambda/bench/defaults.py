@@ -7,6 +7,9 @@ BATCH = 8  # of the layer cases
 REPEATS = 3  # timed steps a case, after one warm-up step
 RACE_ROUNDS = 7
 TIMEOUT = 600  # seconds a case
+# Under runs/ like `train`: the records a checkout ships with (benchmarks/) are written
+# only when asked for by path.
+OUTPUT_DIR = "runs/bench"
 MODEL_METHODS = ("model/lambda_resnet50", "model/tiny", "model/resnet50")
 QUICK = dict(
     sizes=(16, 32),

@@ -37,7 +37,16 @@ ALL_MODEL_METHODS = tuple(f"model/{name}" for name in presets.names()) + (MODEL_
 class Method:
     """A method id taken apart: `kind` "lambda", "attention", "paper" or "model";
     a lambda method's `context` ("global", "r7", "r23", "content") and
-    `implementation` (a kernel or "auto"); a model method's `model`."""
+    `implementation` (a kernel or "auto"); a model method's `model`.
+
+    Example:
+    ```python
+    from keras_lambda.bench import Method
+
+    method = Method.parse("lambda/r7/auto")
+    print(method.kind, method.context, method.implementation)   # lambda r7 auto
+    ```
+    """
 
     id: str
     kind: str
@@ -79,7 +88,16 @@ class Method:
 
 @dataclasses.dataclass
 class Case:
-    """One method at one size, measured in a fresh process."""
+    """One method at one size, measured in a fresh process.
+
+    Example:
+    ```python
+    from keras_lambda.bench import Case
+
+    case = Case("lambda/global/auto", size=32, dim=128)    # a layer at 32 x 32, d = 128
+    model = Case("model/lambda_resnet50", size=128, batch=16)
+    ```
+    """
 
     method: str
     size: int  # image side s (n = s²)
@@ -96,7 +114,17 @@ class Race:
     them all alike. It decides what separate processes cannot (their medians move
     by ~15%, and across an hour by 2x). `purpose`: "auto" (auto against the
     implementations within reach), "headline" (`HEADLINE` against
-    `HEADLINE_RIVALS`) or "models" (LambdaResNet-50 against ResNet50)."""
+    `HEADLINE_RIVALS`) or "models" (LambdaResNet-50 against ResNet50).
+
+    Example:
+    ```python
+    from keras_lambda.bench import Race, run_case
+
+    race = Race(("lambda/global/auto", "attention"), size=8, dim=16, batch=2, rounds=3,
+                purpose="headline")
+    print(run_case(race)["rounds_s"])     # each method's seconds, round by round
+    ```
+    """
 
     methods: tuple
     size: int
@@ -108,7 +136,16 @@ class Race:
 
 def cases(methods, sizes, dims, batch=8, repeats=3, model_size=MODEL_SIZE,
           model_batch=MODEL_BATCH):
-    """The cases of a run: every layer method at every size and d, then models."""
+    """The cases of a run: every layer method at every size and d, then models.
+
+    Example:
+    ```python
+    from keras_lambda.bench import cases
+
+    for case in cases(["lambda/r7/auto", "attention"], sizes=[16, 32], dims=[128]):
+        print(case)
+    ```
+    """
     parsed = [Method.parse(method) for method in methods]
     layer_cases = [
         Case(method.id, size, dim, batch, repeats)

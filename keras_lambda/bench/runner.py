@@ -21,6 +21,7 @@ from keras_lambda.bench.defaults import (
     BATCH,
     DIMS,
     MODEL_METHODS,
+    OUTPUT_DIR,
     RACE_ROUNDS,
     REPEATS,
     SIZES,
@@ -41,7 +42,16 @@ BACKEND_NAMES = {"tensorflow": ("TensorFlow", "tensorflow"), "jax": ("JAX", "jax
 def run_case(case, timeout=TIMEOUT, memory_limit_bytes=None):
     """Measures `case` (a Case or a Race) in a fresh process. Status: ok, OOM (an
     allocation failed or the process was killed for memory), timeout, or error
-    (with the reason)."""
+    (with the reason).
+
+    Example:
+    ```python
+    from keras_lambda.bench import Case, run_case
+
+    result = run_case(Case("lambda/r7/auto", 8, 16, batch=2, repeats=1))
+    print(result["status"], result["train_s"], result["peak_bytes"])
+    ```
+    """
     record = dataclasses.asdict(case)
 
     def limit_memory():
@@ -107,7 +117,16 @@ def default_name():
 def run(case_list, timeout=TIMEOUT, memory_limit_bytes=None, progress=print, on_result=None):
     """Measures each case in turn (fresh process each); returns the records.
     Cases that cannot finish (`policy.skip_reason`) are recorded without running.
-    `on_result(results)` is called after every case (to save them as they come)."""
+    `on_result(results)` is called after every case (to save them as they come).
+
+    Example:
+    ```python
+    from keras_lambda.bench import cases, run
+
+    results = run(cases(["lambda/content"], sizes=[8], dims=[16], batch=2, repeats=1))
+    print(results[0]["status"], results[0]["train_s"])
+    ```
+    """
     results = []
     for index, case in enumerate(case_list, 1):
         skip = policy.skip_reason(case, results, timeout)
@@ -178,7 +197,7 @@ def benchmark(
     race_rounds=RACE_ROUNDS,
     timeout=TIMEOUT,
     memory_limit_bytes=None,
-    output_dir="benchmarks",
+    output_dir=OUTPUT_DIR,
     name="bench",
     command="keras-lambda bench",
     progress=print,
@@ -186,7 +205,17 @@ def benchmark(
     """Runs the cases, then the races that decide near-ties (none if race_rounds
     is 0), prints the table, writes NAME.json (after every case and race),
     NAME.md and the figures (NAME.png, NAME-implementations.png) into output_dir;
-    returns (results, race results)."""
+    returns (results, race results).
+
+    Example:
+    ```python
+    from keras_lambda.bench import benchmark
+
+    results, races = benchmark(methods=["lambda/global/auto", "attention"], sizes=[8], dims=[16],
+                               batch=2, repeats=1, race_rounds=0, output_dir="runs/bench",
+                               name="example")
+    ```
+    """
     check_settings(methods, sizes, dims, batch, repeats, race_rounds, timeout)
     progress = progress or (lambda message: None)
     check_output_dir(output_dir)  # before any case: a bad folder loses no measurement

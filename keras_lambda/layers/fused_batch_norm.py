@@ -14,6 +14,15 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
     Everything else (inference, masks, renorm, synchronized statistics, other ranks,
     axes and backends) is Keras's own batch norm.
+
+    Example:
+    ```python
+    import numpy as np
+    from keras_lambda.layers import FusedBatchNormalization
+
+    layer = FusedBatchNormalization(momentum=0.9)      # as keras.layers.BatchNormalization
+    outputs = layer(np.random.rand(4, 8, 8, 16).astype("float32"), training=True)
+    ```
     """
 
     def call(self, inputs, training=None, mask=None):

@@ -109,6 +109,9 @@ class LambdaLayer(keras.layers.Layer):
 
     Example:
     ```python
+    import keras
+    from keras_lambda.layers import LambdaLayer
+
     inputs = keras.Input((32, 32, 64))
     x = LambdaLayer(key_dim=16, num_heads=4)(inputs)          # global, [b, 32, 32, 64]
     x = LambdaLayer(output_dim=128, scope=7)(x)               # lambda conv, [b, 32, 32, 128]

@@ -8,6 +8,16 @@ class PaddedMaxPooling2D(keras.layers.Layer):
     """Max pooling that pads `padding` on every side with −inf, as PyTorch's
     `MaxPool2d(padding=p)` does ('same' pads one side only for stride 2, and
     zeros would win a window of negative values, e.g. after SiLU).
+
+    Example:
+    ```python
+    import numpy as np
+    from keras_lambda.layers import PaddedMaxPooling2D
+
+    negative = -np.ones((1, 8, 8, 4), "float32")
+    outputs = PaddedMaxPooling2D(pool_size=3, strides=2, padding=1)(negative)
+    print(outputs.shape)                               # (1, 4, 4, 4), every value -1 (not 0)
+    ```
     """
 
     def __init__(self, pool_size=3, strides=2, padding=1, **kwargs):

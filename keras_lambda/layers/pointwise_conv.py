@@ -18,6 +18,15 @@ class PointwiseConv2D(keras.layers.Conv2D):
     the same function, a faster gradient.
 
     inputs `[b, H, W, c_in]` → `[b, H, W, filters]`.
+
+    Example:
+    ```python
+    import numpy as np
+    from keras_lambda.layers import PointwiseConv2D
+
+    layer = PointwiseConv2D(64)                        # as keras.layers.Conv2D(64, 1)
+    outputs = layer(np.zeros((2, 8, 8, 32), "float32"))   # [2, 8, 8, 64]
+    ```
     """
 
     def __init__(self, filters, kernel_size=1, strides=1, **kwargs):

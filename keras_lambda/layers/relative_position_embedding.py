@@ -64,6 +64,9 @@ class RelativePositionEmbedding(keras.layers.Layer):
 
     Example:
     ```python
+    import keras
+    from keras_lambda.layers import LambdaLayer, RelativePositionEmbedding
+
     shared = RelativePositionEmbedding(key_dim=16, spatial_shape=(16, 16))
     x = keras.Input((16, 16, 64))
     y = LambdaLayer(embedding=shared)(x)

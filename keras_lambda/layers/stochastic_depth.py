@@ -9,6 +9,16 @@ class StochasticDepth(keras.layers.Layer):
 
     Kept branches are scaled by 1 / (1 − rate) so the expectation is unchanged
     (Huang et al., 2016, as used by ResNet-RS).
+
+    Example:
+    ```python
+    import keras
+    from keras_lambda.layers import StochasticDepth
+
+    inputs = keras.Input((8, 8, 32))
+    branch = keras.layers.Conv2D(32, 3, padding="same")(inputs)
+    outputs = keras.layers.Add()([inputs, StochasticDepth(rate=0.1)(branch)])
+    ```
     """
 
     def __init__(self, rate, seed=None, **kwargs):

@@ -40,6 +40,16 @@ def preprocess_input(images, model="lambda_resnet26t"):
     cropped, scaled to [0, 1] and normalised with ImageNet's mean and std. As
     timm's `create_transform(**resolve_data_config(...))`, up to the resampling
     of TensorFlow's bicubic kernel against PIL's (see the tests).
+
+    Example:
+    ```python
+    import numpy as np
+    from keras_lambda.models import preprocess_input
+
+    photo = np.random.randint(0, 256, (300, 400, 3))   # RGB, any size
+    batch = preprocess_input(photo, "lambda_resnet26t")
+    print(batch.shape)                                 # (1, 256, 256, 3)
+    ```
     """
     config = _data_config(model)
     x = keras.ops.convert_to_tensor(images)
@@ -80,7 +90,18 @@ def imagenet_classes():
 def decode_predictions(predictions, top=5):
     """`[b, 1000]` scores → per image the `top` classes as (WordNet id, name, score),
     best first, as `keras.applications.imagenet_utils.decode_predictions` (whose
-    class list is a download; this one ships with the package)."""
+    class list is a download; this one ships with the package).
+
+    Example:
+    ```python
+    import numpy as np
+    from keras_lambda.models import decode_predictions
+
+    scores = np.zeros((1, 1000))
+    scores[0, 281] = 1.0
+    print(decode_predictions(scores, top=1))           # [[('n02123045', 'tabby', 1.0)]]
+    ```
+    """
     scores = np.asarray(keras.ops.convert_to_numpy(predictions))
     if scores.ndim != 2 or scores.shape[1] != 1000:
         raise ValueError(

@@ -27,6 +27,14 @@ def parse_placement(placement, stackwise_num_blocks):
     every block a 3x3 conv, "L": every block a lambda layer), e.g. "CCLL", or a
     sequence of 4 entries each "C", "L" or an iterable of block indices, e.g.
     `("C", "C", [4, 5], "L")` for "blocks 4 and 5 of c4 and all of c5".
+
+    Example:
+    ```python
+    from keras_lambda.models import parse_placement
+
+    print(parse_placement("CCLL", (3, 4, 6, 3)))      # ((), (), (0, 1, 2, 3, 4, 5), (0, 1, 2))
+    print(parse_placement(("C", "C", [4, 5], "L"), (3, 4, 6, 3)))   # ((), (), (4, 5), (0, 1, 2))
+    ```
     """
     entries = tuple(placement)  # letters of a string, or the entries of a sequence
     if len(entries) != len(stackwise_num_blocks):
@@ -195,6 +203,8 @@ def LambdaResNet(
 
     Example:
     ```python
+    from keras_lambda.models import LambdaResNet
+
     model = LambdaResNet(depth=50, placement="CCLL", scope=23, classes=10,
                          input_shape=(128, 128, 3))
     ```
@@ -345,6 +355,16 @@ def feature_extractor(model, stages=STAGE_NAMES):
     `{"c2": [b, H/4, W/4, 256], "c3": [.., H/8, .., 512], "c4": [.., H/16, .., 1024],
     "c5": [.., H/32, .., 2048]}` (widths times the width multiplier), sharing the
     model's layers and weights.
+
+    Example:
+    ```python
+    import numpy as np
+    from keras_lambda.models import LambdaResNet26T, feature_extractor
+
+    backbone = feature_extractor(LambdaResNet26T(input_shape=(128, 128, 3)))
+    features = backbone(np.zeros((1, 128, 128, 3), "float32"))
+    print({name: tuple(value.shape) for name, value in features.items()})  # c2: (1, 32, 32, 256)
+    ```
     """
     for stage in stages:
         if stage not in STAGE_NAMES:

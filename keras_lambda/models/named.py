@@ -32,7 +32,17 @@ def build_preset(
     are loaded and the head is new (a warning says so), as keras-hub's
     `from_preset(..., num_classes=N)`. timm's checkpoints take ImageNet-normalised
     inputs: `include_rescaling="imagenet"` makes the model take pixel values
-    0..255 and normalise them itself."""
+    0..255 and normalise them itself.
+
+    Example:
+    ```python
+    from keras_lambda.models import build_preset, presets
+
+    print(presets.names())                             # every named model
+    model = build_preset("lambda_resnet26t", input_shape=(128, 128, 3), classes=37)
+    tiny = build_preset("tiny", input_shape=(32, 32, 3), classes=10, scope=7)   # an override
+    ```
+    """
     preset = presets.get(preset)
     arguments = {**preset.arguments, **overrides}
     if input_shape is not None:
@@ -66,11 +76,19 @@ def _builder(preset_name, function_name):
         f"`preprocess_input(images, \"{preset_name}\")`."
         if preset.weights else "\n\nNo pretrained weights are published for it."
     )
+    if preset.weights:
+        example = (f"backbone = {function_name}(include_top=False, pooling=\"avg\", "
+                   "input_shape=(128, 128, 3))\n"
+                   f"# with timm's ImageNet weights (downloaded once): "
+                   f"{function_name}(weights=\"imagenet\")")
+    else:
+        example = f"model = {function_name}(input_shape=(128, 128, 3), classes=10)"
     builder.__doc__ = (
         f"{preset.description[0].upper()}{preset.description[1:]}.{weights}\n\n"
         "Takes the `keras.applications` arguments (include_top, weights, input_tensor,\n"
         "input_shape, pooling, classes, classifier_activation) and any other\n"
-        "`LambdaResNet` keyword argument to override the preset."
+        "`LambdaResNet` keyword argument to override the preset.\n\n"
+        f"Example:\n```python\nfrom keras_lambda.models import {function_name}\n\n{example}\n```"
     )
     return builder
 

@@ -40,7 +40,16 @@ class TimmWeights:
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
-    """A named model: `LambdaResNet(**arguments)`, its family and its weights."""
+    """A named model: `LambdaResNet(**arguments)`, its family and its weights.
+
+    Example:
+    ```python
+    from keras_lambda.models import LambdaResNet, presets
+
+    preset = presets.get("tiny")
+    model = LambdaResNet(**{**preset.arguments, "input_shape": (32, 32, 3)}, classes=10)
+    ```
+    """
 
     name: str
     family: str  # "paper", "cli" or "timm"
@@ -137,12 +146,29 @@ PRESETS = {
 
 
 def names(family=None):
-    """Preset names, in table order; `family` ("paper", "cli", "timm") narrows them."""
+    """Preset names, in table order; `family` ("paper", "cli", "timm") narrows them.
+
+    Example:
+    ```python
+    from keras_lambda.models import presets
+
+    print(presets.names("timm"))  # ('lambda_resnet26t', 'lambda_resnet50ts', 'lambda_resnet26rpt_256')
+    ```
+    """
     return tuple(name for name, preset in PRESETS.items() if family in (None, preset.family))
 
 
 def get(name):
-    """The `Preset` called `name`; ValueError naming the choices otherwise."""
+    """The `Preset` called `name`; ValueError naming the choices otherwise.
+
+    Example:
+    ```python
+    from keras_lambda.models import presets
+
+    preset = presets.get("lambda_resnet50")
+    print(preset.description, preset.arguments)
+    ```
+    """
     if name not in PRESETS:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(PRESETS)}")
     return PRESETS[name]

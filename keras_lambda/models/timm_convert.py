@@ -36,7 +36,20 @@ IGNORED_SUFFIX = ".num_batches_tracked"  # training bookkeeping of torch's Batch
 
 
 class ConversionError(ValueError):
-    """A checkpoint that does not fit the model: the message names the tensor."""
+    """A checkpoint that does not fit the model: the message names the tensor.
+
+    Example:
+    ```python
+    import numpy as np
+    from keras_lambda.models import ConversionError, LambdaResNet26T, convert_timm
+
+    try:
+        model = LambdaResNet26T(input_shape=(64, 64, 3))
+        convert_timm({"stem.conv1.weight": np.zeros((3, 3))}, model)
+    except ConversionError as error:
+        print(error)                                   # names the tensor that does not fit
+    ```
+    """
 
 
 def load_state_dict(source):
@@ -206,6 +219,16 @@ def convert_timm(state_dict_or_path, model, new_head=False):
     unexpected or mis-shaped tensor. Without the model's top (`include_top=False`),
     or with `new_head` (fine-tuning: the model's `predictions` layer keeps its
     own initial weights), the checkpoint's `head.fc` is left out. Returns the model.
+
+    Example:
+    ```python
+    from keras_lambda.models import LambdaResNet26T, convert_timm
+
+    # needs: timm's model.safetensors for lambda_resnet26t (a download)
+    model = LambdaResNet26T(classifier_activation=None)
+    convert_timm("model.safetensors", model)           # every tensor checked, or ConversionError
+    model.save("lambda_resnet26t.keras")
+    ```
     """
     checkpoint = _Checkpoint(load_state_dict(state_dict_or_path))
     pairs = []

@@ -106,6 +106,17 @@ def choose_implementation(
     the Keras backend the kernel will run on: "jax" and "torch" have rules of
     their own; any other (numpy, openvino) and None take TensorFlow's, the first
     one measured.
+
+    Example:
+    ```python
+    from keras_lambda.ops import choose_implementation
+
+    print(choose_implementation((16, 16), scope=None, value_dim=32))     # 'einsum'
+    print(choose_implementation((64, 64), scope=None, value_dim=32))     # 'dft'
+    print(choose_implementation((256, 256), scope=None, value_dim=32))   # 'fft'
+    print(choose_implementation((None, None), scope=5))                  # 'depthwise'
+    print(choose_implementation((128, 128), scope=None, value_dim=32, backend="jax"))  # 'dft'
+    ```
     """
     rule = RULES.get(backend, RULES["tensorflow"])
     convolution = rule.convolution if intra_depth == 1 else "conv"

@@ -20,6 +20,16 @@ def content_lambda(keys, values):
 
     keys `[b, m, k, u]`, values `[b, m, v, u]` →
     λc `[b, k, v]` = Σ_{m,u} softmax_m(K)[b, m, k, u] · V[b, m, v, u].
+
+    Example:
+    ```python
+    import numpy as np
+    from keras_lambda.ops import content_lambda
+
+    keys = np.random.rand(2, 64, 16, 1).astype("float32")     # [b, m, k, u]
+    values = np.random.rand(2, 64, 32, 1).astype("float32")   # [b, m, v, u]
+    print(content_lambda(keys, values).shape)                 # (2, 16, 32): [b, k, v]
+    ```
     """
     keys, values = ops.convert_to_tensor(keys), ops.convert_to_tensor(values)
     # Softmax over the last axis after one transpose (over axis 1 TensorFlow's softmax
@@ -42,6 +52,16 @@ def causal_content_lambdas(keys, values):
     keys `[b, n, k, u]`, values `[b, n, v, u]` → λc `[b, n, k, v]` with
     λc_n = Σ_u Σ_{m<=n} exp(K_m) V_m / Σ_{m<=n} exp(K_m): the softmax is taken over
     each query's own context, as prefix sums, so time and memory stay linear in n.
+
+    Example:
+    ```python
+    import numpy as np
+    from keras_lambda.ops import causal_content_lambdas
+
+    keys = np.random.rand(2, 10, 16, 1).astype("float32")     # [b, n, k, u]
+    values = np.random.rand(2, 10, 32, 1).astype("float32")   # [b, n, v, u]
+    print(causal_content_lambdas(keys, values).shape)         # (2, 10, 16, 32): one per position
+    ```
     """
     keys = _at_least_float32(ops.convert_to_tensor(keys))
     values = ops.convert_to_tensor(values)

@@ -37,6 +37,15 @@ def dense_embeddings(kernel, spatial_shape, dilation_rate=1, causal=False):
     when causal) points at: no mask multiply. Its gradient: `_table_gradient`'s
     diagonal sums where S is known, on `DIAGONAL_SUM_BACKENDS` computing on a CPU;
     autodiff's scatter-add elsewhere.
+
+    Example:
+    ```python
+    import numpy as np
+    from keras_lambda.ops import dense_embeddings
+
+    table = np.random.rand(7, 7, 16, 1).astype("float32")   # global, 4 x 4: [2H - 1, 2W - 1, k, u]
+    print(dense_embeddings(table, (4, 4)).shape)                 # (16, 16, 16, 1): [n, m, k, u]
+    ```
     """
     rank = len(spatial_shape)
     written_out = (all(isinstance(size, int) for size in spatial_shape)

@@ -20,7 +20,16 @@ NETWORK_STRIDE = 32
 class TrainConfig:
     """What `keras-lambda train` does. The settings a recipe covers
     (`recipe.DEFAULTS`) default to None: the recipe's value, else the default
-    there; they hold the resolved values once the config is made."""
+    there; they hold the resolved values once the config is made.
+
+    Example:
+    ```python
+    from keras_lambda.training import TrainConfig
+
+    config = TrainConfig(data_dir="photos", image_size=128, model="lambda_resnet26t",
+                         weights="imagenet", freeze_backbone_epochs=2, epochs=10)
+    ```
+    """
 
     dataset: str = "digits"
     data_dir: str = None

@@ -112,7 +112,16 @@ def train(config):
     With checkpoints in `config.output_dir` it resumes from the newest one that
     loads; settings that change the model or the data must match the run's
     (`options.RESUME_FIXED`), the others are applied and recorded. `config` was
-    checked when it was made (`TrainConfig.__post_init__`)."""
+    checked when it was made (`TrainConfig.__post_init__`).
+
+    Example:
+    ```python
+    from keras_lambda.training import TrainConfig, train
+
+    summary = train(TrainConfig(epochs=1, steps_per_epoch=2, output_dir="runs/example"))
+    print(summary["test_accuracy"], summary["params"])
+    ```
+    """
     check_output_dir(config.output_dir)
     latest = next(iter(checkpoints.saved(_checkpoint_dir(config))), None)
     if latest is not None:

@@ -93,7 +93,18 @@ IMPLEMENTATIONS = tuple(KERNELS)
 
 
 def position_lambdas(values, kernel, implementation, dilation_rate=1, causal=False):
-    """Dispatches to one of `KERNELS`; all return λp `[b, *S, v, k]`."""
+    """Dispatches to one of `KERNELS`; all return λp `[b, *S, v, k]`.
+
+    Example:
+    ```python
+    import numpy as np
+    from keras_lambda.ops import position_lambdas
+
+    values = np.random.rand(2, 8, 8, 32, 1).astype("float32")   # [b, H, W, v, u]
+    table = np.random.rand(15, 15, 16, 1).astype("float32")     # global: [2H - 1, 2W - 1, k, u]
+    print(position_lambdas(values, table, "fft").shape)         # (2, 8, 8, 32, 16): [b, H, W, v, k]
+    ```
+    """
     return KERNELS[implementation](values, kernel, dilation_rate, causal)
 
 
@@ -102,6 +113,17 @@ def position_output(queries, values, kernel, implementation, dilation_rate=1, ca
 
     queries `[b, n, h, k]`, values `[b, *S, v, u]`, kernel `[*r, k, u]`, with any
     of `IMPLEMENTATIONS`.
+
+    Example:
+    ```python
+    import numpy as np
+    from keras_lambda.ops import position_output
+
+    queries = np.random.rand(2, 64, 4, 16).astype("float32")    # [b, n, h, k], n = 8 x 8
+    values = np.random.rand(2, 8, 8, 32, 1).astype("float32")   # [b, H, W, v, u]
+    table = np.random.rand(7, 7, 16, 1).astype("float32")       # a scope of 7: [r, r, k, u]
+    print(position_output(queries, values, table, "dft").shape)  # (2, 64, 4, 32): [b, n, h, v]
+    ```
     """
     if implementation in QUERY_FIRST:
         return QUERY_FIRST[implementation](queries, values, kernel, dilation_rate, causal)

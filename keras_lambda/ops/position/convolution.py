@@ -11,6 +11,16 @@ def conv_position_lambdas(values, kernel, dilation_rate=1, causal=False):
 
     values `[b, *S, v, u]` convolved with `[*r, 1, u, k]` (conv3d for images,
     conv2d for sequences) → λp `[b, *S, v, k]`.
+
+    Example:
+    ```python
+    import numpy as np
+    from keras_lambda.ops import conv_position_lambdas
+
+    values = np.random.rand(2, 8, 8, 32, 1).astype("float32")   # [b, H, W, v, u]
+    table = np.random.rand(5, 5, 16, 1).astype("float32")       # a scope of 5: [r, r, k, u]
+    print(conv_position_lambdas(values, table).shape)   # (2, 8, 8, 32, 16): [b, H, W, v, k]
+    ```
     """
     rank = len(values.shape) - 3
     padding = "same"
@@ -32,6 +42,16 @@ def depthwise_position_lambdas(values, kernel, dilation_rate=1, causal=False):
 
     values `[b, *S, v·u]` run through a depthwise convolution with kernel
     `[*r, v·u, k]` (channel multiplier k), then summed over u → λp `[b, *S, v, k]`.
+
+    Example:
+    ```python
+    import numpy as np
+    from keras_lambda.ops import depthwise_position_lambdas
+
+    values = np.random.rand(2, 8, 8, 32, 1).astype("float32")   # [b, H, W, v, u]
+    table = np.random.rand(5, 5, 16, 1).astype("float32")       # a scope of 5: [r, r, k, u]
+    print(depthwise_position_lambdas(values, table).shape)   # (2, 8, 8, 32, 16): [b, H, W, v, k]
+    ```
     """
     rank = len(values.shape) - 3
     value_dim, intra_depth = values.shape[-2:]

@@ -60,6 +60,16 @@ def dft_position_lambdas(values, kernel, dilation_rate=1, causal=False):
 
     values `[b, *S, v, u]`, kernel `[*r, k, u]` → λp `[b, *S, v, k]`. Needs known
     spatial sizes.
+
+    Example:
+    ```python
+    import numpy as np
+    from keras_lambda.ops import dft_position_lambdas
+
+    values = np.random.rand(2, 8, 8, 32, 1).astype("float32")   # [b, H, W, v, u]
+    table = np.random.rand(5, 5, 16, 1).astype("float32")       # a scope of 5: [r, r, k, u]
+    print(dft_position_lambdas(values, table).shape)   # (2, 8, 8, 32, 16): [b, H, W, v, k]
+    ```
     """
     rank, dtype = len(values.shape) - 3, values.dtype
     values_hat, kernel, geometry = _dft_operands(values, kernel, dilation_rate, causal)
@@ -85,6 +95,17 @@ def dft_position_output(queries, values, kernel, dilation_rate=1, causal=False,
 
     queries `[b, n, h, k]`, values `[b, *S, v, u]`, kernel `[*r, k, u]` →
     `[b, n, h, v]`.
+
+    Example:
+    ```python
+    import numpy as np
+    from keras_lambda.ops import dft_position_output
+
+    queries = np.random.rand(2, 64, 4, 16).astype("float32")    # [b, n, h, k], n = 8 x 8
+    values = np.random.rand(2, 8, 8, 32, 1).astype("float32")   # [b, H, W, v, u]
+    table = np.random.rand(15, 15, 16, 1).astype("float32")     # global: [2H - 1, 2W - 1, k, u]
+    print(dft_position_output(queries, values, table).shape)    # (2, 64, 4, 32): [b, n, h, v]
+    ```
     """
     dtype, batch = values.dtype, batch_size(values)
     values_hat, kernel, geometry = _dft_operands(values, kernel, dilation_rate, causal)

@@ -14,6 +14,16 @@ def einsum_position_lambdas(values, kernel, dilation_rate=1, causal=False):
     """The paper's pseudo-code: einsum of materialised E `[n, m, k, u]` with V.
 
     values `[b, *S, v, u]`, kernel `[*r, k, u]` → λp `[b, *S, v, k]`.
+
+    Example:
+    ```python
+    import numpy as np
+    from keras_lambda.ops import einsum_position_lambdas
+
+    values = np.random.rand(2, 8, 8, 32, 1).astype("float32")   # [b, H, W, v, u]
+    table = np.random.rand(5, 5, 16, 1).astype("float32")       # a scope of 5: [r, r, k, u]
+    print(einsum_position_lambdas(values, table).shape)   # (2, 8, 8, 32, 16): [b, H, W, v, k]
+    ```
     """
     rank = len(values.shape) - 3
     spatial = spatial_shape(values, rank)

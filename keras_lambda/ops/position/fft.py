@@ -61,6 +61,16 @@ def fft_position_lambdas(values, kernel, dilation_rate=1, causal=False, portable
     wraps around. Runs in float32 at least (FFTs have no half-precision kernels).
     Needs known spatial sizes. `portable=True` uses the keras.ops path on
     TensorFlow too (for tests; it is the only path on other backends).
+
+    Example:
+    ```python
+    import numpy as np
+    from keras_lambda.ops import fft_position_lambdas
+
+    values = np.random.rand(2, 8, 8, 32, 1).astype("float32")   # [b, H, W, v, u]
+    table = np.random.rand(5, 5, 16, 1).astype("float32")       # a scope of 5: [r, r, k, u]
+    print(fft_position_lambdas(values, table).shape)   # (2, 8, 8, 32, 16): [b, H, W, v, k]
+    ```
     """
     rank = len(values.shape) - 3
     spatial, dtype = tuple(values.shape[1 : 1 + rank]), values.dtype
@@ -74,7 +84,16 @@ def fft_position_lambdas(values, kernel, dilation_rate=1, causal=False, portable
 
 def fft_key_chunk(value_dim, key_dim, lengths):
     """How many key channels k_c `fft_position_output` transforms at a time: the
-    largest divisor of k that keeps v·k_c·ΠL within `KEY_CHUNK_FLOATS` (at least 1)."""
+    largest divisor of k that keeps v·k_c·ΠL within `KEY_CHUNK_FLOATS` (at least 1).
+
+    Example:
+    ```python
+    from keras_lambda.ops import fft_key_chunk
+
+    print(fft_key_chunk(32, 16, (256, 256)))    # key channels a chunk at 128 x 128 (global)
+    print(fft_key_chunk(32, 16, (32, 32)))      # 16: small inputs transform every key at once
+    ```
+    """
     return largest_key_chunk(key_dim, value_dim * math.prod(lengths))
 
 
@@ -87,6 +106,17 @@ def fft_position_output(queries, values, kernel, dilation_rate=1, causal=False,
 
     queries `[b, n, h, k]`, values `[b, *S, v, u]`, kernel `[*r, k, u]` →
     `[b, n, h, v]`.
+
+    Example:
+    ```python
+    import numpy as np
+    from keras_lambda.ops import fft_position_output
+
+    queries = np.random.rand(2, 64, 4, 16).astype("float32")    # [b, n, h, k], n = 8 x 8
+    values = np.random.rand(2, 8, 8, 32, 1).astype("float32")   # [b, H, W, v, u]
+    table = np.random.rand(15, 15, 16, 1).astype("float32")     # global: [2H - 1, 2W - 1, k, u]
+    print(fft_position_output(queries, values, table, key_chunk=4).shape)   # (2, 64, 4, 32)
+    ```
     """
     rank = len(values.shape) - 3
     spatial, dtype = tuple(values.shape[1 : 1 + rank]), values.dtype
