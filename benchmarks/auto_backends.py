@@ -1,6 +1,6 @@
 """Which position-lambda kernel is fastest on each Keras backend: a race, in one
 process, of the kernels at the geometries where `implementation="auto"` draws
-its lines (benchmarks/auto.md), on the backend Keras runs.
+its lines (benchmarks/records/auto.md), on the backend Keras runs.
 
     KERAS_BACKEND=jax python benchmarks/auto_backends.py    # appends to auto_backends.json
     python benchmarks/auto_backends.py --report             # writes auto_backends.md
@@ -21,8 +21,8 @@ import sys
 import time
 
 HERE = pathlib.Path(__file__).parent
-RECORD = HERE / "auto_backends.json"
-REPORT = HERE / "auto_backends.md"
+RECORD = HERE / "records" / "auto_backends.json"
+REPORT = HERE / "records" / "auto_backends.md"
 ROUNDS = 5
 HOPELESS = 3.0
 # (context, scope, image side, kernels): the lines of auto.md, and where they lie.

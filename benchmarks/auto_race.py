@@ -11,7 +11,7 @@ Arguments: SCOPE (0: global), SIZE (the image side; negative: a sequence of that
 length), DIM (d; h = 4, k = 16, batch 8), ROUNDS, then the kernels (`auto` too, which
 prints its pick). The bench's train step of each layer, round by round in one
 process (`measure.race_rounds`); prints the medians and, per kernel, its time over
-the first kernel's per round: median (lowest-highest). benchmarks/auto.md has what
+the first kernel's per round: median (lowest-highest). benchmarks/records/auto.md has what
 it printed.
 """
 

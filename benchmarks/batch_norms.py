@@ -12,7 +12,7 @@ keras.applications.ResNet50 as Keras builds it, and a copy of it with fused batc
 (what ResNet50 would gain from the same change); ratios per round: median
 (slowest-fastest). `--layers` first races a single batch norm's train step (the bench's
 loss, gradients of input, scale and offset) both ways at ResNet-50's shapes.
-benchmarks/profile.md has what it printed.
+benchmarks/history/profile.md has what it printed.
 """
 
 import argparse

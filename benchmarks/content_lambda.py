@@ -15,7 +15,7 @@ backend).
 
 The bench's train step of `lambda/global/auto` (b = 8, h = 4, k = 16, d = `--dim`) is
 traced with each form, attention's beside them; the three race round by round in this
-process. benchmarks/profile.md ("The content lambda as a matmul") has what it printed.
+process. benchmarks/history/profile.md ("The content lambda as a matmul") has what it printed.
 """
 
 import argparse

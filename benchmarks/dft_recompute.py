@@ -10,7 +10,7 @@ autodiff keeps each chunk's Toeplitz blocks and lambdas until the backward pass.
 bench's train step of `lambda/global/dft` (b = 8, h = 4, k = 16, d = `--dim`; the size
 must make chunks, 64x64 and up at v = 32) is traced each way, `lambda/global/fft`'s
 beside them; the three race round by round in this process. On JAX each step's XLA
-compiled memory analysis is printed too. benchmarks/profile.md ("The dft's chunks
+compiled memory analysis is printed too. benchmarks/history/profile.md ("The dft's chunks
 recomputed on JAX") has what it printed.
 """
 

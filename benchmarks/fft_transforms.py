@@ -19,7 +19,7 @@ h = 4, k = 16, v = 32, u = 1, the key chunks `fft_key_chunk` picks), its train s
 the forms round by round in one process (`measure.race_rounds`); the results are
 checked equal before timing. `--inter-op 1` lets TensorFlow's executor run one op at
 a time: what is left of the gain then is not the two cores working side by side.
-benchmarks/profile.md has what it printed.
+benchmarks/history/profile.md has what it printed.
 """
 
 import argparse

@@ -3,7 +3,7 @@ mixed_float16 as it is (normalised q, k, v cast to float32 once, every
 contraction and the output in float32) against the same layer with everything
 in float16 (what overflowed, see README "Keras behaviour"), and float32.
 
-    python benchmarks/float16_cost.py            # writes benchmarks/float16_cost.md
+    python benchmarks/float16_cost.py            # writes benchmarks/records/float16_cost.md
 
 TensorFlow, this machine's CPU, b = 8, d = 128, h = 4, k = 16. One process,
 interleaved rounds in rotating order, medians (and each method's min-max over
@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from keras_lambda.layers import LambdaLayer
 
-OUTPUT = pathlib.Path(__file__).with_name("float16_cost.md")
+OUTPUT = pathlib.Path(__file__).parent / "records" / "float16_cost.md"
 ROUNDS = 9
 CASES = (("global", None, 32), ("r23", 23, 32), ("r7", 7, 64))  # name, scope, side
 

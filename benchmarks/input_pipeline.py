@@ -86,7 +86,7 @@ def run(command):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", default=os.path.join(tempfile.gettempdir(), "pipeline-50k"))
-    parser.add_argument("--out", default=os.path.join(HERE, "input-pipeline-50k"))
+    parser.add_argument("--out", default=os.path.join(HERE, "records", "input-pipeline-50k"))
     args = parser.parse_args()
     if not os.path.isdir(args.folder):
         started = time.time()

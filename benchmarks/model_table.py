@@ -1,4 +1,4 @@
-"""Writes benchmarks/lambda_resnets.md: parameters and multiply-adds of LambdaResNets.
+"""Writes benchmarks/records/lambda_resnets.md: parameters and multiply-adds of LambdaResNets.
 
     python benchmarks/model_table.py            # the ablations and every preset (minutes)
     python benchmarks/model_table.py --quick    # ResNet-50 placements only
@@ -20,7 +20,7 @@ import keras
 from keras_lambda.models import LambdaResNet, build_preset, presets
 from keras_lambda.models.flops import count_macs
 
-OUTPUT = pathlib.Path(__file__).with_name("lambda_resnets.md")
+OUTPUT = pathlib.Path(__file__).parent / "records" / "lambda_resnets.md"
 ABLATIONS = ["CCCC", "CCCL", "CCLL", "CLLL", "LLLL"]
 
 

@@ -9,7 +9,7 @@ D stem, squeeze-excitation, average-pool shortcuts). Against it the ratio is wha
 the lambda layers do to the network's speed; against keras.applications.ResNet50
 (the bench's `model/resnet50`, #17's target) it also carries the base's cost. The
 three train steps (SGD) run round by round in one process (`measure.race_rounds`);
-ratios are per round: median (slowest-fastest). benchmarks/profile.md has what it
+ratios are per round: median (slowest-fastest). benchmarks/history/profile.md has what it
 printed.
 """
 

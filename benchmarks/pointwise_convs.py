@@ -11,7 +11,7 @@ steps (SGD) raced round by round in one process with keras.applications.ResNet50
 (`measure.race_rounds`); ratios per round: median (slowest-fastest).
 `--layers` first races a single 1x1 convolution's train step (Σ y², gradients of
 input and kernel) both ways at the shapes of a ResNet-50's pointwise layers.
-benchmarks/profile.md has what it printed.
+benchmarks/history/profile.md has what it printed.
 """
 
 import argparse

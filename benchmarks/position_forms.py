@@ -29,7 +29,7 @@ against the `lambdas` form's before timing.
 b = 8, h = 4, k = 16, d = `--dim`) with the lambdas first and with the queries first
 (`einsum_position_output`), and the paper's pseudo-code beside them, on any Keras backend:
 what `keras_lambda.ops.position.einsum.QUERIES_FIRST_WEIGHTS_PER_LAMBDA` was set from.
-benchmarks/profile.md has what it printed.
+benchmarks/history/profile.md has what it printed.
 """
 
 import argparse

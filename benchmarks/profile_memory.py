@@ -11,7 +11,7 @@ Replays the step's allocations and frees in time order and prints the tensors al
 at the peak, summed by the op that made
 them and their shape: what to cut to lower the peak. The sum is the step's own
 tensors (the weights and the input were allocated before); the allocator's peak,
-printed beside it, also counts those. benchmarks/profile.md has what this printed.
+printed beside it, also counts those. benchmarks/history/profile.md has what this printed.
 """
 
 import argparse

@@ -8,7 +8,7 @@ Builds the bench's case (batch 8, d = 128, h = 4, k = 16; models: batch 16), run
 (the bench's `tf.function`) under `tf.profiler`, and sums the ops' time by op
 type over the executor threads: thread time, so shares, not wall time (the two
 cores run ops side by side). Each op counts once: the executor's wrappers
-("Process", "ParallelFor") that contain other ops are left out. benchmarks/profile.md
+("Process", "ParallelFor") that contain other ops are left out. benchmarks/history/profile.md
 has the breakdowns this printed.
 """
 

@@ -11,7 +11,7 @@ the gradient of Σ E·P for a fixed P, as one compiled function per form (a
 the bench's train step of `lambda/global/einsum` (b = 8, d = 128, h = 4, k = 16) with
 either gradient, and the paper's pseudo-code (its own gather, autodiff's scatter-add)
 beside them. Each form is traced with the backend in `DIAGONAL_SUM_BACKENDS` or not.
-benchmarks/profile.md ("The table's gradient as diagonal sums") has what it printed.
+benchmarks/history/profile.md ("The table's gradient as diagonal sums") has what it printed.
 """
 
 import argparse

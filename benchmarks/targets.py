@@ -1,6 +1,6 @@
 """The six targets of the first performance issue, judged from a recorded run.
 
-    python benchmarks/targets.py benchmarks/bench-cpu.json     # prints the table
+    python benchmarks/targets.py benchmarks/history/bench-cpu.json     # prints the table
 
 Kept out of the package (they are an issue's, not a feature's); `keras-lambda
 bench` writes the records this reads. Target 5 is judged from the race where

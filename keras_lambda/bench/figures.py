@@ -6,7 +6,7 @@ Every series keeps one colour and marker across figures and runs (`HEADLINE`,
 `KERNEL_STYLES`), carries a label at its line's end, and a case that ran out
 of memory or time is drawn at the panel's top edge (markers in
 `FAILURE_MARKERS`) instead of vanishing. Redraw a record's figures with
-`python -m keras_lambda.bench.figures benchmarks/bench-cpu.json`.
+`python -m keras_lambda.bench.figures benchmarks/history/bench-cpu.json`.
 """
 
 import json

@@ -305,7 +305,7 @@ class LambdaLayer(keras.layers.Layer):
 
     def position_implementation(self, spatial_shape, value_dim=None):
         """The kernel used for inputs of `spatial_shape` (resolves "auto" with
-        `keras_lambda.ops.choose_implementation`, see benchmarks/auto.md).
+        `keras_lambda.ops.choose_implementation`, see benchmarks/records/auto.md).
         `value_dim` (v) defaults to the built layer's, or output_dim / h."""
         if self.implementation != "auto":
             return self.implementation

@@ -2,8 +2,8 @@
 of the geometry and the backend.
 
 An empirical cost model from train-step races on CPU (b = 8; the measurements
-behind every bound are in benchmarks/auto.md and benchmarks/auto_backends.md, and
-the decisions they pin are benchmarks/auto_decisions.json, which the tests read).
+behind every bound are in benchmarks/records/auto.md and benchmarks/records/auto_backends.md, and
+the decisions they pin are benchmarks/records/auto_decisions.json, which the tests read).
 Each backend has its bounds (`RULES`):
 
 1. A convolution costs per kernel tap: the backend's u = 1 convolution

@@ -35,7 +35,7 @@ def content_lambda(keys, values):
     # Softmax over the last axis after one transpose (over axis 1 TensorFlow's softmax
     # transposes there and back, forward and backward), then for u = 1 a batched matmul:
     # 1.09x the global layer's train step at 8x8 on TensorFlow (1.01-1.13x, eight races);
-    # ties from 12x12 up and on JAX and PyTorch (benchmarks/profile.md, "The content
+    # ties from 12x12 up and on JAX and PyTorch (benchmarks/history/profile.md, "The content
     # lambda as a matmul").
     weights = ops.softmax(_at_least_float32(ops.transpose(keys, (0, 2, 3, 1))), axis=-1)
     weights = ops.cast(weights, values.dtype)  # [b, k, u, m]

@@ -10,7 +10,7 @@ scatter-add of n·m rows (TensorFlow's `UnsortedSegmentSum`, the largest single 
 of the lambda layer's train step at 16x16). On the backends of
 `DIAGONAL_SUM_BACKENDS` on a CPU, with the grid's size known, it is written out instead as
 sums along diagonals, one spatial axis at a time (`_diagonal_sums`): a pad, reshapes
-and one reduction (benchmarks/profile.md, "The table's gradient as diagonal sums").
+and one reduction (benchmarks/history/profile.md, "The table's gradient as diagonal sums").
 """
 
 import math
@@ -56,7 +56,7 @@ def dense_embeddings(kernel, spatial_shape, dilation_rate=1, causal=False):
                          dilation_rate, causal)
     rows, channels = math.prod(kernel.shape[:rank]), tuple(kernel.shape[rank:])  # (k, u)
     # Gathered and summed in float32 at least: the gradient sums n·m rows into the
-    # table, 6.7x slower in bfloat16 on a GPU (benchmarks/gpu.md) and inexact.
+    # table, 6.7x slower in bfloat16 on a GPU (benchmarks/records/gpu.md) and inexact.
     wide = "float64" if kernel.dtype == "float64" else "float32"
 
     def gather(table):  # [*r, k, u] → E [n, m, k, u]

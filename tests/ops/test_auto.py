@@ -1,7 +1,7 @@
 """keras_lambda.ops.auto: `implementation="auto"` picks what the measurements say.
 
-The decisions and the timings behind them are data: benchmarks/auto_decisions.json
-(and the story of the bounds, benchmarks/auto.md).
+The decisions and the timings behind them are data: benchmarks/records/auto_decisions.json
+(and the story of the bounds, benchmarks/records/auto.md).
 """
 
 import json
@@ -15,7 +15,7 @@ from keras_lambda.ops import IMPLEMENTATIONS, choose_implementation
 from keras_lambda.ops.auto import RULES, kernel_taps
 
 DECISIONS = json.loads(
-    (pathlib.Path(__file__).parents[2] / "benchmarks" / "auto_decisions.json").read_text()
+    (pathlib.Path(__file__).parents[2] / "benchmarks" / "records" / "auto_decisions.json").read_text()
 )["decisions"]
 
 
@@ -52,7 +52,7 @@ def test_every_backend_has_its_rule_and_the_others_take_tensorflows():
         for other in (None, "numpy", "openvino"):
             assert choose_implementation(spatial, scope=scope, value_dim=32,
                                          backend=other) == tensorflow
-    # Where the races put different kernels ahead (benchmarks/auto_backends.md, auto.md):
+    # Where the races put different kernels ahead (benchmarks/records/auto_backends.md, auto.md):
     picks = {backend: choose_implementation((32, 32), scope=7, value_dim=32, backend=backend)
              for backend in RULES}
     assert picks == {"tensorflow": "dft", "jax": "dft", "torch": "conv"}

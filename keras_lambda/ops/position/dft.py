@@ -19,7 +19,7 @@ from keras_lambda.ops.position.fast_paths import fast_path
 # Backends on which each key chunk's lambdas are recomputed in the backward pass instead of
 # kept (`keras.remat` around a chunk): JAX, where the 128x128 global step then compiles to
 # 0.66 GiB instead of 1.38, and is no slower (1.08x, 0.92-1.16; 64x64 0.27 GiB instead of
-# 0.36, 1.05x; CPU races, benchmarks/profile.md "The dft's chunks recomputed on JAX"). Not
+# 0.36, 1.05x; CPU races, benchmarks/history/profile.md "The dft's chunks recomputed on JAX"). Not
 # TensorFlow: `tf.recompute_grad` made its 64x64 step 1.32x slower.
 RECOMPUTED_CHUNK_BACKENDS = ("jax",)
 

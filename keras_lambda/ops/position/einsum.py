@@ -37,7 +37,7 @@ def einsum_position_lambdas(values, kernel, dilation_rate=1, causal=False):
 
 # Queries first while the weights [b, n, h, m] are at most this many times the
 # lambdas [b, n, k, v] (h·m <= c·k·v), per backend: races of the layer's train step
-# in benchmarks/profile.md ("The einsum's order"). PyTorch: ties at v = 32 and 64.
+# in benchmarks/history/profile.md ("The einsum's order"). PyTorch: ties at v = 32 and 64.
 QUERIES_FIRST_WEIGHTS_PER_LAMBDA = {"tensorflow": 7.0, "jax": 2.0}
 
 
@@ -85,7 +85,7 @@ def einsum_position_output(queries, values, kernel, dilation_rate=1, causal=Fals
         flat_values = ops.reshape(flat_values, (batch, positions, value_dim))
         # Batched over n as `[n, b·h, k] x [n, k, m]` (one matmul per query position):
         # 1.11-1.14x TensorFlow's own einsum of the same product in the layer's step, a
-        # tie on JAX (benchmarks/profile.md, "The einsum's order").
+        # tie on JAX (benchmarks/history/profile.md, "The einsum's order").
         by_position = ops.reshape(ops.transpose(queries, (1, 0, 2, 3)), (positions, -1, key_dim))
         weights = ops.matmul(by_position, ops.swapaxes(embeddings, 1, 2))  # [n, b·h, m]
         weights = ops.transpose(ops.reshape(weights, (positions, -1, heads, positions)),

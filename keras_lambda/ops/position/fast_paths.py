@@ -17,7 +17,7 @@ from keras_lambda.ops.position.spectra import crop
 def correlate_per_key_on_cpu(value_slots, kernel_hat, lengths, spatial):
     """JAX's fast path: `correlate_per_key` where Keras computes on a CPU, where it
     makes the position term's train step 1.8-2.6x faster than the stacked transform
-    (global 16x16 to 64x64; benchmarks/profile.md, "Per-key transforms on JAX and
+    (global 16x16 to 64x64; benchmarks/history/profile.md, "Per-key transforms on JAX and
     PyTorch"); elsewhere the portable path (not raced on accelerators)."""
     on_cpu = devices.computes_on_cpu(value_slots[0][0])
     correlate = spectra.correlate_per_key if on_cpu else spectra.correlate_portable
@@ -38,7 +38,7 @@ def spectrum_torch(x, lengths):
 def correlate_torch(value_slots, kernel_hat, lengths, spatial):
     """`correlate_portable` on complex spectra (`spectrum_torch`), one product and
     inverse transform per key channel: 3.3-4.7x the portable path's train step at global
-    16x16 to 64x64 on a CPU, 1.6-2.1x the portable path per key (benchmarks/profile.md,
+    16x16 to 64x64 on a CPU, 1.6-2.1x the portable path per key (benchmarks/history/profile.md,
     "Per-key transforms on JAX and PyTorch"). On (real, imag) pairs (an accelerator's
     spectra) the portable path."""
     if isinstance(kernel_hat, tuple):
