@@ -3,7 +3,7 @@
 Every case (a layer or a model at one size) runs in a fresh Python process
 (`runner`), which measures the train step (forward + backward, median of the
 repeats after a warm-up call), the inference step and peak memory (`measure`).
-Separate processes on a shared machine differ by up to ~15% for the same
+Separate processes on a shared machine differ by several per cent for the same
 kernel, too much to tell near-ties apart; so where `auto`'s pick is not the
 fastest by a clear margin, `auto` then races the implementations within reach in
 one process, and LambdaResNet-50 races ResNet50 (`policy`). `report` turns the

@@ -112,7 +112,7 @@ class Race:
     round: each round times every method's train step (a few in a row when one
     is short), in an order that rotates, so a slow spell of a shared machine costs
     them all alike. It decides what separate processes cannot (their medians move
-    by ~15%, and across an hour by 2x). `purpose`: "auto" (auto against the
+    between runs, more across an hour). `purpose`: "auto" (auto against the
     implementations within reach), "headline" (`HEADLINE` against
     `HEADLINE_RIVALS`) or "models" (LambdaResNet-50 against ResNet50).
 

@@ -9,7 +9,7 @@ from keras_lambda.ops.normalization import fused_batch_norm_training, fuses_batc
 class FusedBatchNormalization(keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization` whose training step over channels-last
     `[b, H, W, c]` runs as one kernel where Keras computes on a CPU (TensorFlow's
-    `FusedBatchNormV3`, PyTorch's `torch.native_batch_norm`; 1.5-2.9x faster there):
+    `FusedBatchNormV3`, PyTorch's `torch.native_batch_norm`; faster there):
     the same weights, outputs, gradients and moving averages.
 
     Everything else (inference, masks, renorm, synchronized statistics, other ranks,

@@ -4,9 +4,8 @@ import keras
 
 from keras_lambda.ops.devices import computes_on_cpu
 
-# On a CPU every backend's 1x1 convolution trains faster as a matmul (its train step, batch
-# 16, `python benchmarks/pointwise_convs.py --layers`: TensorFlow 1.0-2.9x, JAX 1.4-5.5x,
-# PyTorch 0.9-1.9x; LambdaResNet-50's step 1.36x, 1.73x, 1.21x; benchmarks/history/profile.md,
+# On a CPU every backend's 1x1 convolution trains faster as a matmul, and LambdaResNet-50's
+# step with it (`python benchmarks/pointwise_convs.py --layers`; benchmarks/history/profile.md,
 # "LambdaResNet-50's pointwise convolutions"): their convolution gradients are slow where
 # there are few positions and many channels. On GPUs and TPUs, not raced: convolutions.
 

@@ -19,7 +19,7 @@ Each backend has its bounds (`RULES`):
    (L = s + reach per axis: the Toeplitz products over W at each of the L_h/2
    frequencies of H, then the inverse over H), is at most `dft_work_per_fft_work`
    times the FFT's G·log2(G), G = L_h·L_w; `fft` beyond, and for sequences (a
-   sequence's `dft` is a dense Toeplitz product: 3-6x the einsum).
+   sequence's `dft` is a dense Toeplitz product, slower than the einsum: auto.md).
 """
 
 import dataclasses
@@ -45,32 +45,23 @@ class Rule:
 
 
 RULES = {
-    # Depthwise up to 5x5 (7x7: the FFT ahead since #17's FFT work); the einsum (queries
-    # first, diagonal sums for the table's gradient) ahead up to n²·u/(G·v) = 5.3, a tie
-    # at 6.25 (40x40, v = 64), the FFT (a transform per key channel) from 8.
-    # The `dft` kernel (matmuls only) ahead of the einsum from n²·u/(G·v) = 2.25 (24x24 at
-    # v = 64, 1.19x; a tie at 2.0, the einsum ahead at 1.0), and of the FFT to 96x96 global
-    # (1.31x, work ratio 9.6; a tie at 128x128, 12).
+    # Every bound sits where the races put one kernel ahead of the next: the races, their
+    # ratios and the ties are in benchmarks/records/auto.md (TensorFlow) and
+    # auto_backends.md (JAX, PyTorch); auto_decisions.json pins the decisions.
+    # TensorFlow: depthwise for small kernels (the FFT leads from 7x7); the einsum (queries
+    # first, diagonal sums for the table's gradient) while E is small next to the FFT's
+    # work; the `dft` (matmuls only) from there to about 100x100 global; the FFT beyond.
     "tensorflow": Rule(25, "depthwise", 6, dft_work_per_fft_work=10,
                        einsum_pairs_per_fft_value_beside_dft=2.1),
-    # XLA's depthwise gradient on CPU is 10-20x slower than the FFT, and the FFT beats
-    # `conv` from 3x3 (2x); with a transform per key channel (JAX's CPU fast path) the einsum
-    # ahead up to n²/(G·v) = 4.5 (24x24, 1.09x), the FFT from 5.3 (28x28, 1.12x).
-    # With its chunks recomputed in the backward pass (JAX only: the 128x128 step in 0.66
-    # GiB, not 1.38), the `dft` ahead of the FFT to 192x192 global (work ratio 16.8, 1.12x;
-    # 128x128 1.17x, 160x160 1.26x) and tied with it at 64x64 with scopes 7 and 23 (15.1,
-    # 13.2), where it holds less memory: `dft_work_per_fft_work` 17 (was 10).
+    # JAX: XLA's depthwise gradient on a CPU is far slower than the FFT, which also beats
+    # `conv` from 3x3, so convolutions only for inputs of unknown size. With its chunks
+    # recomputed in the backward pass (JAX only, for memory), the `dft` stays ahead of the
+    # FFT to 192x192 global, and ties it at 64x64 with scopes 7 and 23 in less memory.
     "jax": Rule(0, "conv", 5, dft_work_per_fft_work=17,
                 einsum_pairs_per_fft_value_beside_dft=1.5),
-    # Convolutions ahead of the FFT up to 7x7 (1.15-1.7x at 32x32 and 64x64), `conv` ahead
-    # of `depthwise` (by 30-50%); with torch.fft on complex spectra, one inverse transform
-    # per key channel (PyTorch's CPU fast path), the einsum ahead at n²/(G·v) = 2 (16x16,
-    # 1.46x), a tie at 3.1 (20x20), the FFT from 4 (32x32 at d = 256, 1.5x).
-    # On both, the `dft` ahead of the einsum from n²·u/(G·v) = 2 (16x16 at v = 32: 1.14x on
-    # JAX, 1.23x on PyTorch; the einsum ahead at 1.1 and below) and of the FFT up to
-    # 128x128 (1.33x, 1.27x); PyTorch's bound stops short of 128x128 (work ratio 12; 96x96
-    # is 9.6), where JAX's dft step compiled to 1.48 GiB against the FFT's 0.97 before its
-    # chunks were recomputed (PyTorch keeps them; its memory not measured).
+    # PyTorch: convolutions ahead of the FFT up to 7x7, `conv` ahead of `depthwise`; the
+    # FFT on complex spectra (its CPU fast path). Its `dft` bound stops short of 128x128,
+    # where kept chunks cost memory (PyTorch keeps them; its memory not measured).
     "torch": Rule(49, "conv", 3.5, dft_work_per_fft_work=10,
                   einsum_pairs_per_fft_value_beside_dft=1.5),
 }

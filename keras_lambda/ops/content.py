@@ -34,9 +34,8 @@ def content_lambda(keys, values):
     keys, values = ops.convert_to_tensor(keys), ops.convert_to_tensor(values)
     # Softmax over the last axis after one transpose (over axis 1 TensorFlow's softmax
     # transposes there and back, forward and backward), then for u = 1 a batched matmul:
-    # 1.09x the global layer's train step at 8x8 on TensorFlow (1.01-1.13x, eight races);
-    # ties from 12x12 up and on JAX and PyTorch (benchmarks/history/profile.md, "The content
-    # lambda as a matmul").
+    # faster on TensorFlow's smallest grids, a tie elsewhere (benchmarks/history/profile.md,
+    # "The content lambda as a matmul").
     weights = ops.softmax(_at_least_float32(ops.transpose(keys, (0, 2, 3, 1))), axis=-1)
     weights = ops.cast(weights, values.dtype)  # [b, k, u, m]
     # [b, k, m] @ [b, m, v] (squeezes are reshapes, not slices); not in float64, which

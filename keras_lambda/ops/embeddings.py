@@ -21,10 +21,10 @@ from keras import ops
 
 from keras_lambda.ops import devices
 
-# Where the diagonal sums beat autodiff's scatter-add (races on a CPU,
-# `python benchmarks/table_gradient.py`): TensorFlow 1.4-1.6x alone, the layer's step
-# 1.07-1.11x at 16x16 and 1.15x at 24x24; PyTorch ties; on JAX XLA's scatter-add is
-# 4-25x faster than its diagonal sums. Raced on CPUs only, so run on CPUs only.
+# Where the diagonal sums beat autodiff's scatter-add: TensorFlow, alone and in the layer's
+# step; PyTorch ties, and on JAX XLA's scatter-add is the faster (races on a CPU,
+# `python benchmarks/table_gradient.py`; benchmarks/history/history.md). Raced on CPUs
+# only, so run on CPUs only.
 DIAGONAL_SUM_BACKENDS = {"tensorflow"}
 
 
@@ -56,7 +56,7 @@ def dense_embeddings(kernel, spatial_shape, dilation_rate=1, causal=False):
                          dilation_rate, causal)
     rows, channels = math.prod(kernel.shape[:rank]), tuple(kernel.shape[rank:])  # (k, u)
     # Gathered and summed in float32 at least: the gradient sums n·m rows into the
-    # table, 6.7x slower in bfloat16 on a GPU (benchmarks/records/gpu.md) and inexact.
+    # table, far slower in bfloat16 on a GPU (benchmarks/records/gpu.md) and inexact.
     wide = "float64" if kernel.dtype == "float64" else "float32"
 
     def gather(table):  # [*r, k, u] → E [n, m, k, u]

@@ -4,8 +4,9 @@ Keras computes a batch norm's training step from its parts (the batch's mean and
 variance, then the normalization), each a pass over `[b, H, W, c]` forward and more
 backward. TensorFlow has the whole step as one kernel, `FusedBatchNormV3` (what
 tf.keras ran before Keras 3): its train step (forward, gradients of the input, scale
-and offset) is 1.5-2.9x faster on a CPU at ResNet-50's shapes (races, `python
-benchmarks/batch_norms.py --layers`); PyTorch has `torch.native_batch_norm`.
+and offset) is faster on a CPU at ResNet-50's shapes (races: `python
+benchmarks/batch_norms.py --layers`, benchmarks/history/history.md); PyTorch has
+`torch.native_batch_norm`.
 Not raced on accelerators, so they run where Keras computes on a CPU.
 """
 

@@ -30,7 +30,7 @@ One module a job:
     spectra       the FFT correlation in keras.ops (`fft`'s portable steps)
     fast_paths    the backends' faster steps, in one table, `FAST_PATHS` (today:
                   `fft`'s correlation through `tf.signal`'s 2-D real FFTs on complex
-                  tensors, 2x faster than the portable path at 64x64; on PyTorch's CPU
+                  tensors; on PyTorch's CPU
                   the same through torch.fft; on JAX's CPU the portable correlation one
                   key channel at a time; the loop over key chunks as `tf.foldl` and
                   `lax.scan`), each tested against the portable code

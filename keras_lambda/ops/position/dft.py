@@ -17,10 +17,9 @@ from keras_lambda.ops.position.fast_paths import fast_path
 
 
 # Backends on which each key chunk's lambdas are recomputed in the backward pass instead of
-# kept (`keras.remat` around a chunk): JAX, where the 128x128 global step then compiles to
-# 0.66 GiB instead of 1.38, and is no slower (1.08x, 0.92-1.16; 64x64 0.27 GiB instead of
-# 0.36, 1.05x; CPU races, benchmarks/history/profile.md "The dft's chunks recomputed on JAX"). Not
-# TensorFlow: `tf.recompute_grad` made its 64x64 step 1.32x slower.
+# kept (`keras.remat` around a chunk): JAX, where the step then holds about half the memory
+# and is no slower (CPU races, benchmarks/history/profile.md "The dft's chunks recomputed on
+# JAX"). Not TensorFlow, where `tf.recompute_grad` made the step slower.
 RECOMPUTED_CHUNK_BACKENDS = ("jax",)
 
 
@@ -144,7 +143,7 @@ def _dft_lambdas(values_hat, kernel, spatial, reaches, length, value_dim):
     spectrum = ops.pad(spectrum, [[0, 0], [0, 0], [0, 1], [0, 0], [0, 0]])  # a zero tap
     # The real blocks built on the taps, then one gather: slicing and stacking the
     # gathered matrices instead (their gradients fill zeros the matrices' size) made the
-    # layer's step 1.15-1.31x slower (16x16 to 64x64, TensorFlow, races).
+    # layer's step slower (TensorFlow races, benchmarks/history/history.md).
     real, imag = spectrum[:, 0], spectrum[:, 1]  # [F, t_w + 1, k_c, u]
     taps = ops.stack([ops.stack([real, -imag], axis=1), ops.stack([imag, real], axis=1)], axis=1)
     blocks = ops.take(taps, dft.band_index(width, reach_w), axis=3)  # [F, 2, 2, n, m, k_c, u]

@@ -84,8 +84,8 @@ def einsum_position_output(queries, values, kernel, dilation_rate=1, causal=Fals
         embeddings = ops.reshape(embeddings, (positions, positions, key_dim))
         flat_values = ops.reshape(flat_values, (batch, positions, value_dim))
         # Batched over n as `[n, b·h, k] x [n, k, m]` (one matmul per query position):
-        # 1.11-1.14x TensorFlow's own einsum of the same product in the layer's step, a
-        # tie on JAX (benchmarks/history/profile.md, "The einsum's order").
+        # faster than TensorFlow's own einsum of the same product, a tie on JAX
+        # (benchmarks/history/profile.md, "The einsum's order").
         by_position = ops.reshape(ops.transpose(queries, (1, 0, 2, 3)), (positions, -1, key_dim))
         weights = ops.matmul(by_position, ops.swapaxes(embeddings, 1, 2))  # [n, b·h, m]
         weights = ops.transpose(ops.reshape(weights, (positions, -1, heads, positions)),

@@ -16,9 +16,9 @@ from keras_lambda.ops.position.spectra import crop
 
 def correlate_per_key_on_cpu(value_slots, kernel_hat, lengths, spatial):
     """JAX's fast path: `correlate_per_key` where Keras computes on a CPU, where it
-    makes the position term's train step 1.8-2.6x faster than the stacked transform
-    (global 16x16 to 64x64; benchmarks/history/profile.md, "Per-key transforms on JAX and
-    PyTorch"); elsewhere the portable path (not raced on accelerators)."""
+    makes the position term's train step faster than the stacked transform
+    (benchmarks/history/profile.md, "Per-key transforms on JAX and PyTorch"); elsewhere
+    the portable path (not raced on accelerators)."""
     on_cpu = devices.computes_on_cpu(value_slots[0][0])
     correlate = spectra.correlate_per_key if on_cpu else spectra.correlate_portable
     return correlate(value_slots, kernel_hat, lengths, spatial)
@@ -37,10 +37,9 @@ def spectrum_torch(x, lengths):
 
 def correlate_torch(value_slots, kernel_hat, lengths, spatial):
     """`correlate_portable` on complex spectra (`spectrum_torch`), one product and
-    inverse transform per key channel: 3.3-4.7x the portable path's train step at global
-    16x16 to 64x64 on a CPU, 1.6-2.1x the portable path per key (benchmarks/history/profile.md,
-    "Per-key transforms on JAX and PyTorch"). On (real, imag) pairs (an accelerator's
-    spectra) the portable path."""
+    inverse transform per key channel: faster than the portable path on a CPU
+    (benchmarks/history/profile.md, "Per-key transforms on JAX and PyTorch"). On (real,
+    imag) pairs (an accelerator's spectra) the portable path."""
     if isinstance(kernel_hat, tuple):
         return spectra.correlate_portable(value_slots, kernel_hat, lengths, spatial)
     import torch
@@ -100,9 +99,9 @@ def correlate_tensorflow(value_slots, kernel_hat, lengths, spatial):
     kernel_hat = tf.math.conj(kernel_hat)
     # One product and one inverse transform per key channel, their cropped outputs
     # stacked: TensorFlow's complex multiply with a [b, v, 1, *F] x [k, *F] broadcast
-    # (and its gradient) is 2x slower; separate transforms, which the executor runs side
-    # by side, and no stacked spectrum: 1.3-1.8x one transform of the stacked spectrum
-    # (benchmarks/fft_transforms.py, 16x16 to 64x64).
+    # (and its gradient) is slower; separate transforms, which the executor runs side by
+    # side, and no stacked spectrum beat one transform of the stacked spectrum
+    # (`python benchmarks/fft_transforms.py`; benchmarks/records/auto.md).
     lambdas = [
         cropped_irfft_tensorflow(
             tf.add_n([value * weight for value, weight in zip(value_slots, tf.unstack(key))]),
@@ -137,12 +136,12 @@ def cropped_irfft_tensorflow(spectrum, lengths, spatial):
 # Backend fast paths, as Keras keeps its own below keras.ops: (step, backend) → a
 # function with the portable one's contract, measured to pay off and tested against it.
 FAST_PATHS = {
-    # 2x the portable path at 64x64; the spectrum's written-out gradient also keeps
+    # Faster than the portable path; the spectrum's written-out gradient also keeps
     # TensorFlow's [..., L, L] matrices (192 MiB at 128x128) out of the step
     ("fft_spectrum", "tensorflow"): spectrum_tensorflow,
     ("fft_correlate", "tensorflow"): correlate_tensorflow,
     ("chunk_sum", "tensorflow"): chunks.chunk_sum_tensorflow,
-    # On a CPU (where they were raced): 1.8-2.6x and 3.3-4.7x the portable path
+    # On a CPU, where they were raced against the portable path (profile.md)
     ("fft_correlate", "jax"): correlate_per_key_on_cpu,
     ("fft_spectrum", "torch"): spectrum_torch,
     ("fft_correlate", "torch"): correlate_torch,
