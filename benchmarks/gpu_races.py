@@ -1,8 +1,13 @@
-"""The performance issue's GPU targets, raced on JAX in one process (one lease of a
-GPU machine: ../shared/GPU.md has how keras_lambda gets there).
+"""The GPU targets, raced on JAX in one process, within one command of at most 8
+minutes (`--budget-s`: a group that would start later is skipped and recorded so).
 
     KERAS_BACKEND=jax python benchmarks/gpu_races.py --out DIR          # on the GPU
     KERAS_BACKEND=jax python benchmarks/gpu_races.py --out DIR --quick  # a CPU check
+
+The targets: LambdaResNet-50 >= 1.0x ResNet50's train images/s (bfloat16, batch 64,
+224 px); the global layer >= 1.0x fused attention at 64x64 and >= 2x at 128x128 in no
+more memory than it at 128x128 (bfloat16, b = 8, d = 128). The record
+(DIR/gpu_races.json) is what benchmarks/records/gpu.md quotes.
 
 Groups, each a race (interleaved rounds, `keras_lambda.bench.measure.race_rounds`)
 of train steps as `keras-lambda bench` takes them on JAX (jit of `stateless_call`,
@@ -20,7 +25,8 @@ compiled memory analysis of each step:
 - models in mixed bfloat16, batch 64, 224 px: LambdaResNet-50,
   keras.applications.ResNet50, LambdaResNet-50's convolutional twin (3x3
   convolutions where its lambda layers are, the same ResNet-RS base) and
-  LambdaResNet-50 with its 1x1 convolutions as matmuls (what a CPU runs).
+  LambdaResNet-50 with its 1x1 convolutions as matmuls (what a CPU runs), each
+  in a `fit`-like train step and, in a race of their own, in inference.
 
 Before the races, every lambda kernel's output at 32x32 (float32, highest matmul
 precision) is checked against the einsum kernel's with the same weights.
@@ -72,11 +78,11 @@ def layer_variants(size, with_quadratic):
 
     key_dim, value_dim = 16, DIM // 4
     lengths = position.fft_lengths((size, size), (2 * size - 1,) * 2)
-    default_chunk = position.fft_key_chunk(value_dim, key_dim, lengths)
+    default_chunk = position.fft_key_chunk(value_dim, key_dim, lengths, devices.kind())
     variants = {"lambda/global/auto": ("lambda/global/auto", ())}
     for chunk in sorted({default_chunk, key_dim, 4, 1}, reverse=True):
         variants[f"fft k_c={chunk}"] = (
-            "lambda/global/fft", ((fft, "fft_key_chunk", lambda *_, c=chunk: c),))
+            "lambda/global/fft", ((fft, "fft_key_chunk", lambda *_, c=chunk, **__: c),))
     # The correlation one key channel at a time, as on a CPU (2.0-2.6x there): whether
     # it pays on the GPU too.
     variants[f"fft k_c={default_chunk} per key"] = (
@@ -99,9 +105,9 @@ def layer_variants(size, with_quadratic):
     return variants
 
 
-def compile_step(method_id, size, dim, batch, patches):
-    """(train step, input, compiled bytes, auto's kernel or None) of a bench case, or of
-    the twin (`TWIN`)."""
+def compile_step(method_id, size, dim, batch, patches, inference=False):
+    """(step, input, compiled bytes, auto's kernel or None) of a bench case, or of the
+    twin (`TWIN`): its train step, or with `inference` its inference call."""
     from model_twin import build_twin  # benchmarks/, this script's folder
 
     from keras_lambda.bench import measure
@@ -117,8 +123,10 @@ def compile_step(method_id, size, dim, batch, patches):
             method = Method.parse(method_id)
             built, shape = measure.build(Case(method_id, size, dim, batch))
             is_model, is_auto = method.kind == "model", method.is_auto
-        train_step, _, x, compiled_bytes = measure.steps(built, shape, is_model, batch)
+        train_step, infer_step, x, compiled_bytes = measure.steps(built, shape, is_model, batch)
     picked = built.position_implementation((size, size)) if is_auto else None
+    if inference:  # the compiled memory is the train step's: not the inference call's
+        return infer_step, x, None, picked
     return train_step, x, compiled_bytes, picked
 
 
@@ -135,17 +143,19 @@ def summarise(seconds, calls, baseline):
     return rows
 
 
-def race_group(title, entries, rounds, baseline, record, path):
-    """Compiles `entries` {name: (method id, size, dim, batch, patches)}, races them,
-    adds the group to `record` and writes it."""
+def race_group(title, entries, rounds, baseline, record, path, inference=False):
+    """Compiles `entries` {name: (method id, size, dim, batch, patches)}, races them
+    (train steps, or with `inference` inference calls), adds the group to `record` and
+    writes it."""
     from keras_lambda.bench import measure
 
     timed, memory, picked = {}, {}, {}
+    group_started = time.perf_counter()
     for name, (method_id, size, dim, batch, patches) in entries.items():
         started = time.perf_counter()
         try:
             train_step, x, compiled_bytes, kernel = compile_step(
-                method_id, size, dim, batch, patches)
+                method_id, size, dim, batch, patches, inference)
             measure.wait(train_step(x))
         except Exception as error:  # noqa: BLE001 — an OOM or a failed compile is a result
             print(f"  {title} {name}: failed: {str(error)[:300]}", flush=True)
@@ -167,7 +177,9 @@ def race_group(title, entries, rounds, baseline, record, path):
               f"{row['compiled_gib'] or 0:.3f} GiB", flush=True)
     failed = {name: reason for name, reason in memory.items() if name not in rows}
     record["groups"].append({"title": title, "baseline": baseline, "rounds": rounds,
-                             "results": rows, "failed": failed, "auto_picked": picked})
+                             "step": "inference" if inference else "train",
+                             "results": rows, "failed": failed, "auto_picked": picked,
+                             "seconds": round(time.perf_counter() - group_started, 1)})
     with open(path, "w") as file:
         json.dump(record, file, indent=1)
 
@@ -205,7 +217,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small sizes: a check on a CPU")
     parser.add_argument("--no-models", action="store_true")
     parser.add_argument("--no-float32", action="store_true", help="skip the float32 group")
+    parser.add_argument("--budget-s", type=float, default=420,
+                        help="no group starts after this many seconds (the command must end "
+                        "within 8 minutes on one lease)")
     args = parser.parse_args()
+    started = time.perf_counter()
 
     import jax
     import keras
@@ -222,8 +238,19 @@ def main():
     record["kernel_check_32x32"] = check_kernels(8 if args.quick else 32)
     print("kernels vs einsum, max relative difference:", record["kernel_check_32x32"], flush=True)
 
+    def within_budget(title):
+        if time.perf_counter() - started <= args.budget_s:
+            return True
+        record.setdefault("skipped_for_time", []).append(title)
+        print(f"{title}: skipped, past the {args.budget_s:.0f} s budget", flush=True)
+        with open(path, "w") as file:
+            json.dump(record, file, indent=1)
+        return False
+
     def race_layers(groups):
         for size, policy, with_quadratic in groups:
+            if not within_budget(f"{size}x{size} {policy}"):
+                continue
             keras.config.set_dtype_policy(policy)
             entries = {name: (method_id, size, DIM, BATCH, patches) for name, (method_id, patches)
                        in layer_variants(size, with_quadratic).items()}
@@ -238,15 +265,22 @@ def main():
         entries[TWIN] = (TWIN, size, 0, batch, ())
         entries[POINTWISE_MATMULS] = ("model/lambda_resnet50", size, 0, batch, (
             (pointwise_conv, "computes_on_cpu", lambda *_: True),))
-        race_group(f"models {size}px batch {batch} mixed_bfloat16", entries, args.rounds,
-                   "model/resnet50", record, path)
-        for row in record["groups"][-1]["results"].values():
-            row["images_per_s"] = batch / (row["median_ms"] / 1e3)
-        with open(path, "w") as file:
-            json.dump(record, file, indent=1)
+        for step in ("train", "inference"):
+            title = f"models {size}px batch {batch} mixed_bfloat16 {step}"
+            if not within_budget(title):
+                continue
+            race_group(title, entries, args.rounds, "model/resnet50", record, path,
+                       inference=step == "inference")
+            for row in record["groups"][-1]["results"].values():
+                row["images_per_s"] = batch / (row["median_ms"] / 1e3)
+            with open(path, "w") as file:
+                json.dump(record, file, indent=1)
     if not args.no_float32:
         race_layers(QUICK_LATE_LAYER_GROUPS if args.quick else LATE_LAYER_GROUPS)
-    print("written", path, flush=True)
+    record["seconds"] = round(time.perf_counter() - started, 1)
+    with open(path, "w") as file:
+        json.dump(record, file, indent=1)
+    print(f"written {path} ({record['seconds']} s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from keras_lambda.layers.fused_batch_norm import FusedBatchNormalization
 from keras_lambda.layers.relative_position_embedding import RelativePositionEmbedding
 from keras_lambda.ops import auto
 from keras_lambda.ops import content as content_ops
+from keras_lambda.ops import devices
 from keras_lambda.ops import position as position_ops
 
 POSITIONS = ("relative", None)
@@ -321,6 +322,7 @@ class LambdaLayer(keras.layers.Layer):
                 intra_depth=self.intra_depth,
                 causal=self.causal,
                 backend=keras.backend.backend(),
+                device=devices.kind(),
             )
         except ValueError:
             raise ValueError(

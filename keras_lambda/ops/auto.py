@@ -66,6 +66,12 @@ RULES = {
                   einsum_pairs_per_fft_value_beside_dft=1.5),
 }
 
+# On a GPU (any backend; the races ran on JAX, benchmarks/records/gpu.md): the FFT ahead
+# of the einsum and of the convolutions at 64x64 and 128x128, so convolutions only for
+# inputs of unknown size. The einsum's bound below that is JAX's CPU one: no GPU race at
+# small sizes yet. Never the `dft`, which no GPU has timed.
+GPU_RULE = Rule(0, "conv", 5)
+
 
 def kernel_taps(spatial_shape, scope, dilation_rate=1, causal=False):
     """Per axis, the kernel's taps (2s − 1 when global) and the taps that meet an
@@ -88,6 +94,7 @@ def choose_implementation(
     intra_depth=1,
     causal=False,
     backend=None,
+    device=None,
 ):
     """The position-lambda kernel for inputs of `spatial_shape` ((n,) or (H, W),
     None for unknown sizes): "einsum", "conv", "depthwise", "dft" or "fft".
@@ -96,7 +103,8 @@ def choose_implementation(
     convolution is chosen on the geometry alone: ValueError). `backend` names
     the Keras backend the kernel will run on: "jax" and "torch" have rules of
     their own; any other (numpy, openvino) and None take TensorFlow's, the first
-    one measured.
+    one measured. `device` "gpu" takes `GPU_RULE` whatever the backend; "cpu" and
+    None the backend's (a `LambdaLayer` passes where Keras computes).
 
     Example:
     ```python
@@ -109,7 +117,9 @@ def choose_implementation(
     print(choose_implementation((128, 128), scope=None, value_dim=32, backend="jax"))  # 'dft'
     ```
     """
-    rule = RULES.get(backend, RULES["tensorflow"])
+    if device not in (None, "cpu", "gpu"):
+        raise ValueError(f"`device` must be None, 'cpu' or 'gpu'. Received: device={device!r}")
+    rule = GPU_RULE if device == "gpu" else RULES.get(backend, RULES["tensorflow"])
     convolution = rule.convolution if intra_depth == 1 else "conv"
     if any(size is None for size in spatial_shape):
         return convolution

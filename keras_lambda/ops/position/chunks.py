@@ -11,12 +11,18 @@ from keras_lambda.ops.position.common import batch_size, spatial_shape
 # the DFT's 2F·W·v·k_c), per example: 8 MiB, so that a 128x128 input's FFT grid of
 # [b, v, k, 256, 256] never exists whole.
 KEY_CHUNK_FLOATS = 2**21
+# On a GPU chunks cost speed (the FFT's steps ran faster unchunked at 64x64 and 128x128,
+# benchmarks/records/gpu.md) and memory is larger: 128 MiB per example, so a global
+# layer up to 128x128 (v = 32, k = 16) transforms every key channel at once.
+GPU_KEY_CHUNK_FLOATS = 2**25
 
 
-def largest_key_chunk(key_dim, floats_per_key):
+def largest_key_chunk(key_dim, floats_per_key, device=None):
     """The largest divisor of k whose chunk holds at most `KEY_CHUNK_FLOATS` floats per
-    example, `floats_per_key` a key channel (at least 1)."""
-    budget = max(1, KEY_CHUNK_FLOATS // floats_per_key)
+    example (`GPU_KEY_CHUNK_FLOATS` with `device` "gpu"), `floats_per_key` a key channel
+    (at least 1)."""
+    limit = GPU_KEY_CHUNK_FLOATS if device == "gpu" else KEY_CHUNK_FLOATS
+    budget = max(1, limit // floats_per_key)
     return max(chunk for chunk in range(1, key_dim + 1) if key_dim % chunk == 0 and chunk <= budget)
 
 

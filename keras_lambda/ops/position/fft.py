@@ -6,6 +6,7 @@ import math
 
 from keras import ops
 
+from keras_lambda.ops import devices
 from keras_lambda.ops.position.chunks import largest_key_chunk, sum_over_key_chunks
 from keras_lambda.ops.position.common import (
     batch_size,
@@ -82,9 +83,10 @@ def fft_position_lambdas(values, kernel, dilation_rate=1, causal=False, portable
     return ops.cast(lambdas, dtype)
 
 
-def fft_key_chunk(value_dim, key_dim, lengths):
+def fft_key_chunk(value_dim, key_dim, lengths, device=None):
     """How many key channels k_c `fft_position_output` transforms at a time: the
-    largest divisor of k that keeps v·k_c·ΠL within `KEY_CHUNK_FLOATS` (at least 1).
+    largest divisor of k that keeps v·k_c·ΠL within `KEY_CHUNK_FLOATS` (at least 1;
+    on a GPU, `device` "gpu", within `GPU_KEY_CHUNK_FLOATS`).
 
     Example:
     ```python
@@ -92,9 +94,10 @@ def fft_key_chunk(value_dim, key_dim, lengths):
 
     print(fft_key_chunk(32, 16, (256, 256)))    # key channels a chunk at 128 x 128 (global)
     print(fft_key_chunk(32, 16, (32, 32)))      # 16: small inputs transform every key at once
+    print(fft_key_chunk(32, 16, (256, 256), device="gpu"))   # 16: a GPU's budget is larger
     ```
     """
-    return largest_key_chunk(key_dim, value_dim * math.prod(lengths))
+    return largest_key_chunk(key_dim, value_dim * math.prod(lengths), device)
 
 
 def fft_position_output(queries, values, kernel, dilation_rate=1, causal=False,
@@ -125,7 +128,7 @@ def fft_position_output(queries, values, kernel, dilation_rate=1, causal=False,
     spectrum, correlate = _fft_steps(portable)
     value_slots = _value_slots(spectrum(values, lengths))
     value_dim, key_dim = values.shape[1], kernel.shape[0]
-    chunk = key_chunk or fft_key_chunk(value_dim, key_dim, lengths)
+    chunk = key_chunk or fft_key_chunk(value_dim, key_dim, lengths, devices.kind(values))
     queries = ops.cast(queries, values.dtype)
 
     def contract(queries, kernel):  # queries [b, n, h, k_c], kernel [k_c, u, *L]
