@@ -3,7 +3,7 @@ a MultiHeadAttention model of about the same size, on the data set and on its
 spatially shuffled variant.
 
     pip install -e ".[benchmarks]"      # mnist1d: generates the data offline
-    python benchmarks/mnist1d.py        # writes benchmarks/mnist1d.{json,md}
+    python benchmarks/mnist1d.py        # writes benchmarks/records/mnist1d.{json,md}
 
 The data: `mnist1d.data.make_dataset` with its default arguments (4,000 training and
 1,000 test sequences of length 40; `shuffle_seq=True` for the shuffled variant, the
@@ -162,7 +162,7 @@ def main():
                         default=MODELS, choices=MODELS)
     parser.add_argument("--variants", nargs="+", default=["regular", "shuffled"],
                         choices=["regular", "shuffled"])
-    parser.add_argument("--out", default=os.path.join(HERE, "mnist1d"))
+    parser.add_argument("--out", default=os.path.join(HERE, "records", "mnist1d"))
     args = parser.parse_args()
     from keras_lambda.bench.runner import machine
 
