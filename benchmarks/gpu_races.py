@@ -217,9 +217,9 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small sizes: a check on a CPU")
     parser.add_argument("--no-models", action="store_true")
     parser.add_argument("--no-float32", action="store_true", help="skip the float32 group")
-    parser.add_argument("--budget-s", type=float, default=420,
-                        help="no group starts after this many seconds (the command must end "
-                        "within 8 minutes on one lease)")
+    parser.add_argument("--budget-s", type=float, default=300,
+                        help="no group starts after this many seconds, so that the command "
+                        "ends within 8 minutes on one lease (a group takes a minute or two)")
     args = parser.parse_args()
     started = time.perf_counter()
 
