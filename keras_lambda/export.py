@@ -18,8 +18,9 @@ shapes overflow its allocator with a dynamic batch), that layer's kernel is
 swapped in a copy of the model for one the format runs: `einsum` for global
 layers, `conv` for lambda convolutions. Every kernel computes the same function
 from the same weights (the layer tests prove each against the paper's formula),
-so nothing else changes. Each export is then run in its runtime at batch 1 and
-2 and compared with the original Keras model: it must agree within
+so nothing else changes. For ONNX, 1x1 convolutions also export as `Conv2D`s
+(`POINTWISE_AS_CONVOLUTION`). Each export is then run in its runtime at batch 1
+and 2 and compared with the original Keras model: it must agree within
 `TOLERANCE` of the largest output.
 """
 
@@ -83,16 +84,32 @@ def kernel_swaps(model, format):
     return swaps
 
 
-def portable_copy(model, swaps):
-    """`model` rebuilt with the swapped kernels and the same weights (the model
+# Formats whose 1x1 convolutions export as convolutions: `PointwiseConv2D` traces a
+# matmul on a CPU (a faster training step), which keeps ONNX Runtime from folding the
+# batch norm after it into the convolution; as a `Conv2D` (the same weights) LambdaResNet-50
+# ran faster there, and no faster in Keras or TFLite (benchmarks/records/export-latency.md).
+POINTWISE_AS_CONVOLUTION = ("onnx",)
+
+
+def _pointwise_layers(config):
+    return [layer for layer in config["layers"] if layer["class_name"] == "PointwiseConv2D"]
+
+
+def portable_copy(model, swaps, format=None):
+    """`model` rebuilt with the swapped kernels (and, for `POINTWISE_AS_CONVOLUTION`,
+    its `PointwiseConv2D`s as `keras.layers.Conv2D`) and the same weights (the model
     itself is not changed)."""
-    if not swaps:
+    config = model.get_config() if hasattr(model, "get_config") else None
+    pointwise = (_pointwise_layers(config) if config and "layers" in config
+                 and format in POINTWISE_AS_CONVOLUTION else [])
+    if not swaps and not pointwise:
         return model
     new_kernel = {name: portable for name, _, portable in swaps}
-    config = model.get_config()
     for layer in config["layers"]:
         if layer["config"].get("name") in new_kernel:
             layer["config"]["implementation"] = new_kernel[layer["config"]["name"]]
+    for layer in pointwise:  # the same configuration and weights: a Conv2D's
+        layer.update(module="keras.layers", class_name="Conv2D", registered_name=None)
     copy = model.__class__.from_config(config)
     copy.set_weights(model.get_weights())
     return copy
@@ -213,7 +230,7 @@ def export(model, path, format="saved_model", check=True):
 
     model, _ = load(model)
     swaps = kernel_swaps(model, format)
-    portable = portable_copy(model, swaps)
+    portable = portable_copy(model, swaps, format)
     portable(check_inputs(portable, 1))  # Keras's ONNX export takes models that have been called
     path = os.path.abspath(os.fspath(path))
     parent = os.path.dirname(path)

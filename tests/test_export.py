@@ -89,6 +89,29 @@ def test_every_kernel_exports_swapping_what_a_format_lacks(tmp_path, format, sco
     assert_exported_agrees(model, path, format)
 
 
+def test_onnx_gets_pointwise_convolutions_as_conv_ops(tmp_path):
+    """A `PointwiseConv2D` traces a matmul on a CPU; in ONNX it is a Conv node (which ONNX
+    Runtime fuses with the batch norm after it), computing what the Keras model does."""
+    import onnx
+
+    from keras_lambda.layers import FusedBatchNormalization, PointwiseConv2D
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 16))
+    x = PointwiseConv2D(32, use_bias=False, name="pointwise")(inputs)
+    outputs = FusedBatchNormalization(name="norm")(x)
+    model = keras.Model(inputs, outputs)
+    model.get_layer("norm").set_weights(
+        [np.random.default_rng(n).uniform(0.5, 1.5, 32).astype("float32") for n in range(4)])
+    path = str(tmp_path / "pointwise.onnx")
+    report = export(model, path, "onnx")
+    ops = [node.op_type for node in onnx.load(path).graph.node]
+    assert "Conv" in ops and "MatMul" not in ops, ops
+    assert report.swaps == [] and report.max_difference <= TOLERANCE
+    assert_exported_agrees(model, path, "onnx")
+    assert isinstance(model.get_layer("pointwise"), PointwiseConv2D)  # the model unchanged
+
+
 def test_no_flex_ops_in_a_tflite_file(tmp_path):
     model = build_preset("lambda_resnet26t", input_shape=(64, 64, 3))
     path = tmp_path / "model.tflite"
