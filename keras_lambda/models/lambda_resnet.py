@@ -192,10 +192,11 @@ def LambdaResNet(
             feed it) or "imagenet" (pixel values 0..255, scaled to [0, 1] and
             normalised by ImageNet's mean and std, the inputs timm's checkpoints
             were trained on). One `keras.layers.Rescaling` layer, "rescaling".
-        include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name: as
-            in `keras.applications`. `weights`: None or the path of a Keras weights file (`.weights.h5`, `.keras`) for
-            this architecture. ImageNet weights exist for timm's architectures
-            only: `LambdaResNet26T(weights="imagenet")` and its siblings.
+        weights: None or the path of a Keras weights file (`.weights.h5`, `.keras`)
+            for this architecture. ImageNet weights exist for timm's architectures
+            only: `LambdaResNet26T(weights="imagenet")` and its siblings. The other
+            `keras.applications` arguments (include_top, input_tensor, input_shape,
+            pooling, classes, classifier_activation, name) work as there.
 
     Returns:
         A `keras.Model`; stage outputs are the layers `c2_out` .. `c5_out`

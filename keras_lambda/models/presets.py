@@ -152,7 +152,8 @@ def names(family=None):
     ```python
     from keras_lambda.models import presets
 
-    print(presets.names("timm"))  # ('lambda_resnet26t', 'lambda_resnet50ts', 'lambda_resnet26rpt_256')
+    timm = presets.names("timm")
+    print(timm)   # ('lambda_resnet26t', 'lambda_resnet50ts', 'lambda_resnet26rpt_256')
     ```
     """
     return tuple(name for name, preset in PRESETS.items() if family in (None, preset.family))

@@ -23,8 +23,8 @@ from keras_lambda.ops import devices
 
 # Where the diagonal sums beat autodiff's scatter-add: TensorFlow, alone and in the layer's
 # step; PyTorch ties, and on JAX XLA's scatter-add is the faster (races on a CPU,
-# `python benchmarks/table_gradient.py`; benchmarks/history/history.md). Raced on CPUs
-# only, so run on CPUs only.
+# `python benchmarks/table_gradient.py`; benchmarks/history/profile.md, "The table's
+# gradient as diagonal sums"). Raced on CPUs only, so run on CPUs only.
 DIAGONAL_SUM_BACKENDS = {"tensorflow"}
 
 
