@@ -87,7 +87,8 @@ def kernel_swaps(model, format):
 # Formats whose 1x1 convolutions export as convolutions: `PointwiseConv2D` traces a
 # matmul on a CPU (a faster training step), which keeps ONNX Runtime from folding the
 # batch norm after it into the convolution; as a `Conv2D` (the same weights) LambdaResNet-50
-# ran faster there, and no faster in Keras or TFLite (benchmarks/records/export-latency.md).
+# runs faster there (benchmarks/records/export-latency.md against
+# benchmarks/history/export-latency-pointwise-matmuls.md).
 POINTWISE_AS_CONVOLUTION = ("onnx",)
 
 
