@@ -170,8 +170,8 @@ def main():
               "command": "python benchmarks/mnist1d.py"
               + ("" if args.epochs == EPOCHS else f" --epochs {args.epochs}")
               + ("" if tuple(args.seeds) == SEEDS else " --seeds " + " ".join(map(str, args.seeds))),
-              "epochs": args.epochs, "seeds": args.seeds, "models": args.models, "runs": []}
-    record["runs"] = finished_runs(args.out + ".json", args.epochs)
+              "epochs": args.epochs, "seeds": args.seeds,
+              "runs": finished_runs(args.out + ".json", args.epochs)}
     record["models"] = [kind for kind in MODELS if kind in args.models
                         or any(r["model"] == kind for r in record["runs"])]
     for variant in args.variants:

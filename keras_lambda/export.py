@@ -93,16 +93,18 @@ POINTWISE_AS_CONVOLUTION = ("onnx",)
 
 
 def _pointwise_layers(config):
-    return [layer for layer in config["layers"] if layer["class_name"] == "PointwiseConv2D"]
+    return [layer for layer in config.get("layers", [])
+            if layer["class_name"] == "PointwiseConv2D"]
 
 
 def portable_copy(model, swaps, format=None):
     """`model` rebuilt with the swapped kernels (and, for `POINTWISE_AS_CONVOLUTION`,
     its `PointwiseConv2D`s as `keras.layers.Conv2D`) and the same weights (the model
     itself is not changed)."""
-    config = model.get_config() if hasattr(model, "get_config") else None
-    pointwise = (_pointwise_layers(config) if config and "layers" in config
-                 and format in POINTWISE_AS_CONVOLUTION else [])
+    if not swaps and format not in POINTWISE_AS_CONVOLUTION:
+        return model  # nothing to change: no configuration needed
+    config = model.get_config()
+    pointwise = (_pointwise_layers(config) if format in POINTWISE_AS_CONVOLUTION else [])
     if not swaps and not pointwise:
         return model
     new_kernel = {name: portable for name, _, portable in swaps}
