@@ -13,6 +13,10 @@ import os
 import sys
 
 
+# TensorFlow is an extra of the package (setup.cfg): what every "TensorFlow is missing" says.
+INSTALL_TENSORFLOW = "install the package's `cpu` extra (`pip install -e \".[cpu]\"`) or `gpu` (CUDA)"
+
+
 def running_the_command():
     """True in the `keras-lambda` console script's process."""
     return bool(sys.argv) and os.path.basename(sys.argv[0]) == "keras-lambda"
@@ -67,7 +71,7 @@ def tensorflow_for(purpose):
     except ModuleNotFoundError:
         raise ImportError(
             f"{purpose} needs TensorFlow (tf.data, tf.distribute), which this environment "
-            "lacks: `pip install -e .` installs it. Layers, ops, models and "
+            f"lacks: {INSTALL_TENSORFLOW}. Layers, ops, models and "
             "`keras-lambda bench` run on any Keras backend without it."
         ) from None
     return tensorflow

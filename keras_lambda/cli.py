@@ -305,17 +305,26 @@ def build_parser():
     return parser
 
 
-def _need_tensorflow(command):
+def _need_tensorflow(command, why="(tf.data, tf.distribute)", otherwise=(
+        "layers, models and `keras-lambda bench` run on any Keras backend without it")):
     from keras_lambda.errors import UsageError
 
     try:
         _startup.import_tensorflow()
     except ModuleNotFoundError:
         raise UsageError(
-            f"`keras-lambda {command}` needs TensorFlow (tf.data, tf.distribute), which this "
-            "environment lacks: `pip install -e .` installs it (layers, models and "
-            "`keras-lambda bench` run on any Keras backend)"
+            f"`keras-lambda {command}` needs TensorFlow {why}, which this environment lacks: "
+            f"{_startup.INSTALL_TENSORFLOW}; {otherwise}"
         ) from None
+
+
+def _import_keras(command):
+    """Keras for a command that runs on any backend; on TensorFlow's (Keras's default)
+    a missing TensorFlow is one line, not Keras's import traceback."""
+    if _startup.keras_backend() == "tensorflow":
+        _need_tensorflow(command, why="(Keras's backend here)",
+                         otherwise="or set KERAS_BACKEND to jax or torch")
+    _startup.import_keras()
 
 
 class Stopped(BaseException):
@@ -468,7 +477,7 @@ def _bench_name(args):
         return args.name or "export-latency"
     if args.name or args.quick:
         return args.name or "quick"
-    _startup.import_keras()  # the default name says the backend and device
+    _import_keras("bench")  # the default name says the backend and device
     from keras_lambda.bench.runner import default_name
 
     return default_name()
@@ -494,7 +503,7 @@ def _bench(args, argv):
         return _bench_input_pipeline(args, argv)
     if args.export_latency:
         return _bench_export_latency(args, argv)
-    _startup.import_keras()
+    _import_keras("bench")
     from keras_lambda.bench import LAYER_METHODS, MODEL_METHODS, QUICK, benchmark
 
     settings = dict(sizes=args.sizes, dims=args.dims,
@@ -528,7 +537,7 @@ def _convert(args, argv):
         state_dict = load_state_dict(args.timm_checkpoint)
     except ValueError as error:  # ConversionError: not a file, truncated, foreign
         raise UsageError(f"`timm_checkpoint`: {error}") from None
-    _startup.import_keras()
+    _import_keras("convert")
     from keras_lambda.models import build_preset, convert_timm
 
     model = build_preset(args.model)
@@ -556,7 +565,7 @@ def _predict(args, argv):
     if not by_name and not os.path.isfile(args.model):
         raise UsageError(f"`model` {args.model!r} is neither a .keras file nor a timm preset "
                          f"({', '.join(presets.names('timm'))})")
-    _startup.import_keras()
+    _import_keras("predict")
     from keras_lambda.prediction import predict_images
 
     model = args.model
@@ -596,7 +605,7 @@ def _export(args, argv):
         if missing:
             raise UsageError(f"`format` onnx needs {' and '.join(missing)}: "
                              "pip install 'keras-lambda[export]'")
-    _startup.import_keras()
+    _import_keras("export")
     from keras_lambda.export import export
 
     report = export(args.model, args.output, args.format, check=not args.no_check)

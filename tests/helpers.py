@@ -11,9 +11,11 @@ SCRIPT = shutil.which("keras-lambda", path=os.path.dirname(sys.executable))
 QUIET = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def run_cli(*args, **kwargs):
-    """Runs `keras-lambda ARGS` in a fresh process; returns the CompletedProcess (text)."""
-    return subprocess.run([SCRIPT, *args], capture_output=True, text=True, env=QUIET, **kwargs)
+def run_cli(*args, env=None, **kwargs):
+    """Runs `keras-lambda ARGS` in a fresh process (environment `env`, else QUIET);
+    returns the CompletedProcess (text)."""
+    return subprocess.run([SCRIPT, *args], capture_output=True, text=True, env=env or QUIET,
+                          **kwargs)
 
 
 def start_cli(*args, **kwargs):

@@ -52,8 +52,20 @@ def test_training_without_tensorflow_says_what_it_needs(tmp_path):
     result = run_cli("train", "--output-dir", str(tmp_path / "run"))
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
     assert "`keras-lambda train` needs TensorFlow" in result.stderr
-    with pytest.raises(ImportError, match=r"keras_lambda\.[\w.]+ .*needs TensorFlow .* installs it"):
+    with pytest.raises(ImportError, match=r"keras_lambda\.[\w.]+ .*needs TensorFlow .*`cpu` extra"):
         import keras_lambda.train  # noqa: F401
+
+
+@pytest.mark.skipif(HAS_TENSORFLOW, reason="TensorFlow is installed here: the case is its absence")
+def test_a_command_on_the_tensorflow_backend_without_tensorflow_says_how_to_get_it(tmp_path):
+    """TensorFlow is an extra: Keras's default backend may be missing, and the command says
+    which extra brings it or how to choose another backend, in one line."""
+    result = run_cli("bench", "--quick", "--output-dir", str(tmp_path),
+                     env={**QUIET, "KERAS_BACKEND": "tensorflow"})
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0, result.stderr
+    assert "install the package's `cpu` extra" in result.stderr
+    assert "set KERAS_BACKEND to jax or torch" in result.stderr
+    assert not list(tmp_path.iterdir())
 
 
 def test_subpackages_are_attributes_after_a_plain_import():
