@@ -136,10 +136,15 @@ def _run_saved_model(path):
     return lambda x: np.asarray(loaded.serve(tf.constant(x)))
 
 
-def _run_onnx(path):
+def _run_onnx(path, spinning=True):
+    """A batch callable of the ONNX file; `spinning=False`: the session's threads sleep
+    between calls instead of spin-waiting (for races beside other runtimes)."""
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda x: session.run(None, {name: x})[0]
 

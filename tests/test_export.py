@@ -163,16 +163,24 @@ def test_the_latency_race_reports_per_round_ratios_with_their_spread():
     times = {(model, runtime): list(values) for runtime in ("keras", "onnx", "tflite")
              for model, values in (("resnet50", (0.010, 0.012, 0.011)),
                                    ("lambda_resnet50", (0.008, 0.012, 0.022)),
+                                   ("conv_twin50", (0.016, 0.006, 0.033)),
                                    ("lambda_resnet26t", (0.005, 0.006, 0.011)))}
     rows = {(row["runtime"], row["model"]): row for row in summarise(times)}
     row = rows[("onnx", "lambda_resnet50")]
     # per round 10/8, 12/12, 11/22: median 1.0, spread 0.5-1.25
     assert (row["speed_vs_resnet50"], row["speed_min"], row["speed_max"]) == (1.0, 0.5, 1.25)
     assert (row["ms"], row["ms_min"], row["ms_max"]) == (12.0, 8.0, 22.0)
+    # against the twin, per round 16/8, 6/12, 33/22: median 1.5, spread 0.5-2.0
+    assert (row["speed_vs_twin"], row["twin_min"], row["twin_max"]) == (1.5, 0.5, 2.0)
+    assert "speed_vs_twin" not in rows[("onnx", "lambda_resnet26t")]
     assert rows[("keras", "lambda_resnet26t")]["speed_vs_resnet50"] == 2.0
     record = {"image_size": 224, "rounds": 3, "calls_per_round": 10, "cores": 2,
               "rows": summarise(times)}
-    assert "| onnx | lambda_resnet50 | 12.0 (8.0-22.0) | 1.00x (0.50-1.25) |" in report(record)
+    lines = report(record)
+    assert ("| onnx | lambda_resnet50 | 12.0 (8.0-22.0) | 1.00x (0.50-1.25) "
+            "| 1.50x (0.50-2.00) |") in lines
+    # per round 10/5, 12/6, 11/11; no twin column
+    assert "| onnx | lambda_resnet26t | 6.0 (5.0-11.0) | 2.00x (1.00-2.00) |  |" in lines
 
 
 def test_bench_export_latency_checks_its_arguments_first(tmp_path):

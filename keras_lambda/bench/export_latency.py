@@ -1,6 +1,11 @@
 """Batch-1 latency of exported models: LambdaResNet-50 and LambdaResNet26T against
 `keras.applications.ResNet50`, in Keras, ONNX Runtime and TFLite (LiteRT).
 
+LambdaResNet-50 also races its convolutional twin (`TWIN`: the same ResNet-RS base,
+with 3x3 convolutions where its lambda layers are), so that the record separates
+what the lambda layers cost from what the paper's base (deep stem, squeeze-excitation,
+average-pool shortcuts) costs against a plain ResNet50.
+
 `keras-lambda bench --export-latency`. Every model is exported with
 `keras_lambda.export` (random weights: latency does not depend on them), then
 all (model, runtime) pairs are timed in one process in interleaved rounds, the
@@ -18,8 +23,9 @@ import time
 
 import numpy as np
 
-MODELS = ("lambda_resnet50", "lambda_resnet26t", "resnet50")
+MODELS = ("lambda_resnet50", "conv_twin50", "lambda_resnet26t", "resnet50")
 BASELINE = "resnet50"
+TWIN = "conv_twin50"  # LambdaResNet-50 with 3x3 convolutions in place of its lambda layers
 RUNTIMES = ("keras", "onnx", "tflite")
 
 
@@ -28,8 +34,11 @@ def build(name, size):
 
     if name == BASELINE:
         return keras.applications.ResNet50(weights=None, input_shape=(size, size, 3))
-    from keras_lambda.models import build_preset
+    from keras_lambda.models import LambdaResNet, build_preset, presets
 
+    if name == TWIN:
+        arguments = {**presets.get("lambda_resnet50").arguments, "placement": "CCCC"}
+        return LambdaResNet(**arguments, input_shape=(size, size, 3), name=TWIN)
     return build_preset(name, input_shape=(size, size, 3))
 
 
@@ -52,7 +61,9 @@ def runners(size, scratch, models=MODELS):
         for format in ("onnx", "tflite"):
             path = os.path.join(scratch, f"{name}.{format}")
             export(model, path, format, check=False)
-            found[(name, format)] = (_run_onnx(path) if format == "onnx"
+            # ONNX Runtime's threads would otherwise spin-wait after each call, taking
+            # the cores from the call of another runtime that follows in the round.
+            found[(name, format)] = (_run_onnx(path, spinning=False) if format == "onnx"
                                      else _run_tflite(path, threads=os.cpu_count()))
     image = np.random.default_rng(0).normal(size=(1, size, size, 3)).astype("float32")
     for run in found.values():
@@ -79,14 +90,21 @@ def race(found, rounds, calls, size):
 
 def summarise(times, models=MODELS):
     """Per runtime: each model's median latency (ms, with min-max over rounds) and its
-    speed against ResNet50 (ResNet50's time / the model's, per round)."""
+    speed against ResNet50 (ResNet50's time / the model's, per round); LambdaResNet-50's
+    row also against its twin (the twin's time / its own)."""
     rows = []
     for runtime in RUNTIMES:
         baseline = np.array(times[(BASELINE, runtime)])
         for name in models:
             own = np.array(times[(name, runtime)])
             ratios = baseline / own
-            rows.append({
+            twin = {}
+            if name == "lambda_resnet50" and (TWIN, runtime) in times:
+                to_twin = np.array(times[(TWIN, runtime)]) / own
+                twin = {"speed_vs_twin": round(float(np.median(to_twin)), 3),
+                        "twin_min": round(float(to_twin.min()), 3),
+                        "twin_max": round(float(to_twin.max()), 3)}
+            rows.append({**twin,
                 "runtime": runtime, "model": name,
                 "ms": round(float(np.median(own)) * 1e3, 2),
                 "ms_min": round(float(own.min()) * 1e3, 2),
@@ -126,14 +144,19 @@ def report(record):
         f"{record.get('onnxruntime', '')}. Batch-1 latency at {record['image_size']} px, "
         f"{record['rounds']} interleaved rounds of {record['calls_per_round']} calls; random "
         "weights. Speed vs ResNet50 above 1: faster than `keras.applications.ResNet50` "
-        "exported the same way.",
+        "exported the same way. conv_twin50: LambdaResNet-50 with 3x3 convolutions where "
+        "its lambda layers are (the same ResNet-RS base); LambdaResNet-50's speed against it "
+        "is what its lambda layers give.",
         "",
-        "| runtime | model | ms (median, min-max) | speed vs ResNet50 (median, min-max) |",
-        "|---|---|---:|---:|",
+        "| runtime | model | ms (median, min-max) | speed vs ResNet50 (median, min-max) "
+        "| vs its conv twin |",
+        "|---|---|---:|---:|---:|",
     ]
     for row in record["rows"]:
+        twin = (f"{row['speed_vs_twin']:.2f}x ({row['twin_min']:.2f}-{row['twin_max']:.2f})"
+                if "speed_vs_twin" in row else "")
         lines.append(
             f"| {row['runtime']} | {row['model']} | {row['ms']} ({row['ms_min']}-"
             f"{row['ms_max']}) | {row['speed_vs_resnet50']:.2f}x ({row['speed_min']:.2f}-"
-            f"{row['speed_max']:.2f}) |")
+            f"{row['speed_max']:.2f}) | {twin} |")
     return lines
