@@ -14,7 +14,8 @@ import sys
 
 
 # TensorFlow is an extra of the package (setup.cfg): what every "TensorFlow is missing" says.
-INSTALL_TENSORFLOW = "install the package's `cpu` extra (`pip install -e \".[cpu]\"`) or `gpu` (CUDA)"
+INSTALL_TENSORFLOW = ("install the package's `cpu` extra (`pip install -e \".[cpu]\"`) "
+                      "or `gpu` (CUDA)")
 
 
 def running_the_command():

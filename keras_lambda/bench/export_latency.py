@@ -104,7 +104,7 @@ def summarise(times, models=MODELS):
                 twin = {"speed_vs_twin": round(float(np.median(to_twin)), 3),
                         "twin_min": round(float(to_twin.min()), 3),
                         "twin_max": round(float(to_twin.max()), 3)}
-            rows.append({**twin,
+            rows.append({
                 "runtime": runtime, "model": name,
                 "ms": round(float(np.median(own)) * 1e3, 2),
                 "ms_min": round(float(own.min()) * 1e3, 2),
@@ -112,6 +112,7 @@ def summarise(times, models=MODELS):
                 "speed_vs_resnet50": round(float(np.median(ratios)), 3),
                 "speed_min": round(float(ratios.min()), 3),
                 "speed_max": round(float(ratios.max()), 3),
+                **twin,
             })
     return rows
 
