@@ -25,7 +25,8 @@ import numpy as np
 
 MODELS = ("lambda_resnet50", "conv_twin50", "lambda_resnet26t", "resnet50")
 BASELINE = "resnet50"
-TWIN = "conv_twin50"  # LambdaResNet-50 with 3x3 convolutions in place of its lambda layers
+TWINNED = "lambda_resnet50"
+TWIN = "conv_twin50"  # TWINNED with 3x3 convolutions in place of its lambda layers
 RUNTIMES = ("keras", "onnx", "tflite")
 
 
@@ -37,7 +38,7 @@ def build(name, size):
     from keras_lambda.models import LambdaResNet, build_preset, presets
 
     if name == TWIN:
-        arguments = {**presets.get("lambda_resnet50").arguments, "placement": "CCCC"}
+        arguments = {**presets.get(TWINNED).arguments, "placement": "CCCC"}
         return LambdaResNet(**arguments, input_shape=(size, size, 3), name=TWIN)
     return build_preset(name, input_shape=(size, size, 3))
 
@@ -99,7 +100,7 @@ def summarise(times, models=MODELS):
             own = np.array(times[(name, runtime)])
             ratios = baseline / own
             twin = {}
-            if name == "lambda_resnet50" and (TWIN, runtime) in times:
+            if name == TWINNED and (TWIN, runtime) in times:
                 to_twin = np.array(times[(TWIN, runtime)]) / own
                 twin = {"speed_vs_twin": round(float(np.median(to_twin)), 3),
                         "twin_min": round(float(to_twin.min()), 3),
