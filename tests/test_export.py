@@ -174,13 +174,19 @@ def test_the_latency_race_reports_per_round_ratios_with_their_spread():
     assert (row["speed_vs_twin"], row["twin_min"], row["twin_max"]) == (1.5, 0.5, 2.0)
     assert "speed_vs_twin" not in rows[("onnx", "lambda_resnet26t")]
     assert rows[("keras", "lambda_resnet26t")]["speed_vs_resnet50"] == 2.0
+    gmacs = {"resnet50": 3.9, "lambda_resnet50": 4.2, "conv_twin50": 4.4, "lambda_resnet26t": 2.6}
     record = {"image_size": 224, "rounds": 3, "calls_per_round": 10, "cores": 2,
-              "rows": summarise(times)}
+              "rows": summarise(times, gmacs=gmacs)}
     lines = report(record)
+    # the multiply-adds predict 3.9 / 4.2 = 0.93x, 3.9 / 2.6 = 1.5x
     assert ("| onnx | lambda_resnet50 | 12.0 (8.0-22.0) | 1.00x (0.50-1.25) "
-            "| 1.50x (0.50-2.00) |") in lines
+            "| 1.50x (0.50-2.00) | 4.20 (0.93x) |") in lines
     # per round 10/5, 12/6, 11/11; no twin column
-    assert "| onnx | lambda_resnet26t | 6.0 (5.0-11.0) | 2.00x (1.00-2.00) |  |" in lines
+    assert ("| onnx | lambda_resnet26t | 6.0 (5.0-11.0) | 2.00x (1.00-2.00) |  "
+            "| 2.60 (1.50x) |") in lines
+    # a record from before the multiply-adds were counted still reads
+    assert ("| onnx | lambda_resnet26t | 6.0 (5.0-11.0) | 2.00x (1.00-2.00) |  |  |"
+            in report({**record, "rows": summarise(times)}))
 
 
 def test_bench_export_latency_checks_its_arguments_first(tmp_path):

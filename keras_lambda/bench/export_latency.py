@@ -13,6 +13,9 @@ order rotating each round, so that a slower moment of the machine falls on every
 pair alike. A round's figure for a pair is the median of `calls` batch-1 calls;
 the ratio ResNet50 / model (above 1: the model is faster) is taken within each
 round, and reported as the median with the spread (min-max) over rounds.
+Each model's multiply-adds (`keras_lambda.models.flops.count_macs`) are in the
+record too: at batch 1 a runtime's time follows them closely, which is what
+ResNet50's fewer multiply-adds mean for the race.
 Keras runs the model as a `tf.function` (its graph, as `model.predict` would,
 without predict's per-call overhead).
 """
@@ -52,12 +55,15 @@ def _keras_runner(model):
 
 
 def runners(size, scratch, models=MODELS):
-    """{(model, runtime): batch-1 callable}, each called once (warm-up)."""
+    """({(model, runtime): batch-1 callable}, each called once (warm-up),
+    {model: its multiply-adds per image, in billions})."""
     from keras_lambda.export import _run_onnx, _run_tflite, export
+    from keras_lambda.models.flops import count_macs
 
-    found = {}
+    found, gmacs = {}, {}
     for name in models:
         model = build(name, size)
+        gmacs[name] = round(count_macs(model) / 1e9, 3)
         found[(name, "keras")] = _keras_runner(model)
         for format in ("onnx", "tflite"):
             path = os.path.join(scratch, f"{name}.{format}")
@@ -69,7 +75,7 @@ def runners(size, scratch, models=MODELS):
     image = np.random.default_rng(0).normal(size=(1, size, size, 3)).astype("float32")
     for run in found.values():
         run(image)
-    return found
+    return found, gmacs
 
 
 def race(found, rounds, calls, size):
@@ -89,10 +95,12 @@ def race(found, rounds, calls, size):
     return times
 
 
-def summarise(times, models=MODELS):
+def summarise(times, models=MODELS, gmacs=None):
     """Per runtime: each model's median latency (ms, with min-max over rounds) and its
     speed against ResNet50 (ResNet50's time / the model's, per round); LambdaResNet-50's
-    row also against its twin (the twin's time / its own)."""
+    row also against its twin (the twin's time / its own). With `gmacs` ({model:
+    billions of multiply-adds}), each row also has its model's and the speed those
+    predict against ResNet50 (ResNet50's multiply-adds / the model's)."""
     rows = []
     for runtime in RUNTIMES:
         baseline = np.array(times[(BASELINE, runtime)])
@@ -114,6 +122,9 @@ def summarise(times, models=MODELS):
                 "speed_min": round(float(ratios.min()), 3),
                 "speed_max": round(float(ratios.max()), 3),
                 **twin,
+                **({"gmacs": gmacs[name],
+                    "speed_by_macs": round(gmacs[BASELINE] / gmacs[name], 3)}
+                   if gmacs else {}),
             })
     return rows
 
@@ -122,7 +133,7 @@ def measure(size=224, rounds=7, calls=10):
     """Exports, races and summarises; returns the record (JSON-ready)."""
     with tempfile.TemporaryDirectory() as scratch:
         started = time.time()
-        found = runners(size, scratch)
+        found, gmacs = runners(size, scratch)
         exported = time.time() - started
         times = race(found, rounds, calls, size)
     import onnxruntime
@@ -133,7 +144,7 @@ def measure(size=224, rounds=7, calls=10):
             "onnxruntime": onnxruntime.__version__,
             "image_size": size, "rounds": rounds, "calls_per_round": calls,
             "export_seconds": round(exported, 1), "cores": os.cpu_count(),
-            "rows": summarise(times),
+            "rows": summarise(times, gmacs=gmacs),
             "times": {f"{model}/{runtime}": values for (model, runtime), values in times.items()}}
 
 
@@ -148,17 +159,20 @@ def report(record):
         "weights. Speed vs ResNet50 above 1: faster than `keras.applications.ResNet50` "
         "exported the same way. conv_twin50: LambdaResNet-50 with 3x3 convolutions where "
         "its lambda layers are (the same ResNet-RS base); LambdaResNet-50's speed against it "
-        "is what its lambda layers give.",
+        "is what its lambda layers give. GMACs: multiply-adds per image, and the speed "
+        "against ResNet50 they predict (ResNet50's / the model's).",
         "",
         "| runtime | model | ms (median, min-max) | speed vs ResNet50 (median, min-max) "
-        "| vs its conv twin |",
-        "|---|---|---:|---:|---:|",
+        "| vs its conv twin | GMACs (speed they predict) |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for row in record["rows"]:
         twin = (f"{row['speed_vs_twin']:.2f}x ({row['twin_min']:.2f}-{row['twin_max']:.2f})"
                 if "speed_vs_twin" in row else "")
+        macs = (f"{row['gmacs']:.2f} ({row['speed_by_macs']:.2f}x)" if "gmacs" in row
+                else "")
         lines.append(
             f"| {row['runtime']} | {row['model']} | {row['ms']} ({row['ms_min']}-"
             f"{row['ms_max']}) | {row['speed_vs_resnet50']:.2f}x ({row['speed_min']:.2f}-"
-            f"{row['speed_max']:.2f}) | {twin} |")
+            f"{row['speed_max']:.2f}) | {twin} | {macs} |")
     return lines
