@@ -7,7 +7,7 @@ The twin is LambdaResNet-50 with the 3x3 convolutions of a ResNet in place of it
 lambda layers (`LambdaResNet(depth=50, placement="CCCC")`: the same ResNet-RS base,
 D stem, squeeze-excitation, average-pool shortcuts). Against it the ratio is what
 the lambda layers do to the network's speed; against keras.applications.ResNet50
-(the bench's `model/resnet50`, #17's target) it also carries the base's cost. The
+(the bench's `model/resnet50`) it also carries the base's cost. The
 three train steps (SGD) run round by round in one process (`measure.race_rounds`);
 ratios are per round: median (slowest-fastest). benchmarks/history/profile.md has what it
 printed.

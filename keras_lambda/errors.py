@@ -15,3 +15,11 @@ class UsageError(ValueError):
 class FaultError(RuntimeError):
     """A fault of the machine, not of the settings (a full disk, an I/O error):
     the message names the file and what to do; nothing written before is lost."""
+
+
+def first_line(error, length=200):
+    """The first line of `error`'s message, at most `length` characters, for a one-line
+    report (its type's name when the message is empty): a library's error can run to
+    pages (a stack of nodes, a traceback of its own), the user needs its first words."""
+    lines = str(getattr(error, "message", error)).strip().splitlines()
+    return (lines[0] if lines else type(error).__name__)[:length]

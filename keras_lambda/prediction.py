@@ -27,7 +27,7 @@ import os
 
 import numpy as np
 
-from keras_lambda.errors import UsageError
+from keras_lambda.errors import UsageError, first_line
 
 CLASSES_FILE = "classes.json"  # written by `keras-lambda train` beside its models
 DEFAULT_CROP_PCT = 0.875
@@ -154,7 +154,7 @@ def _decode(path, channels):
         data = tf.io.read_file(path)
         return tf.io.decode_image(data, channels=channels, expand_animations=False), None
     except (tf.errors.InvalidArgumentError, tf.errors.OpError) as error:
-        reason = (error.message.strip().splitlines() or ["unreadable"])[0][:200]
+        reason = first_line(error)
         return None, f"not a decodable image ({reason})"
 
 
@@ -170,7 +170,7 @@ def load(model_or_path):
     try:
         return keras.saving.load_model(path), path
     except Exception as error:  # a truncated zip, a foreign file, another model's layers
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        reason = first_line(error)
         raise UsageError(f"`model` {path} is not a readable .keras model ({reason})") from None
 
 

@@ -28,6 +28,8 @@ import re
 
 import numpy as np
 
+from keras_lambda.errors import first_line
+
 CONV_NAMES = {"conv1": "conv1_1x1", "conv2": "conv2_kxk", "conv3": "conv3_1x1",
               "shortcut": "shortcut"}
 STAGES = {"c2": 0, "c3": 1, "c4": 2, "c5": 3}
@@ -91,7 +93,7 @@ def load_state_dict(source):
 
 
 def _unreadable(path, error, kind):
-    reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    reason = first_line(error)
     return ConversionError(
         f"timm checkpoint {path!r} is not readable as {kind} ({reason}): is the download "
         "complete? Fetch it again"

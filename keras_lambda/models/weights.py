@@ -13,6 +13,7 @@ import warnings
 
 import keras
 
+from keras_lambda.errors import first_line
 from keras_lambda.models.timm_convert import HEAD, convert_timm, load_state_dict
 
 CACHE_SUBDIR = os.path.join("models", "keras_lambda")
@@ -32,7 +33,7 @@ def download(timm_weights, cache_dir=None):
             cache_subdir=CACHE_SUBDIR, cache_dir=cache_dir,
         )
     except Exception as error:  # get_file raises bare Exceptions for URL failures
-        reason = (str(error).strip().splitlines() or [""])[0][:200]
+        reason = first_line(error)
         raise ValueError(
             f"could not download timm's weights {timm_weights.checkpoint} ({reason}); "
             f"download {timm_weights.url} where there is network access and pass its "
@@ -102,7 +103,7 @@ def _load_keras_file(path):
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as error:  # a truncated zip, a foreign file, unknown layers
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        reason = first_line(error)
         raise ValueError(f"`weights` {path!r} is not a readable .keras model ({reason})") from None
 
 
