@@ -106,27 +106,23 @@ def summarise(times, models=MODELS, gmacs=None):
         baseline = np.array(times[(BASELINE, runtime)])
         for name in models:
             own = np.array(times[(name, runtime)])
-            ratios = baseline / own
-            twin = {}
+            row = {"runtime": runtime, "model": name,
+                   **_spread(own * 1e3, ("ms", "ms_min", "ms_max"), digits=2),
+                   **_spread(baseline / own, ("speed_vs_resnet50", "speed_min", "speed_max"))}
             if name == TWINNED and (TWIN, runtime) in times:
-                to_twin = np.array(times[(TWIN, runtime)]) / own
-                twin = {"speed_vs_twin": round(float(np.median(to_twin)), 3),
-                        "twin_min": round(float(to_twin.min()), 3),
-                        "twin_max": round(float(to_twin.max()), 3)}
-            rows.append({
-                "runtime": runtime, "model": name,
-                "ms": round(float(np.median(own)) * 1e3, 2),
-                "ms_min": round(float(own.min()) * 1e3, 2),
-                "ms_max": round(float(own.max()) * 1e3, 2),
-                "speed_vs_resnet50": round(float(np.median(ratios)), 3),
-                "speed_min": round(float(ratios.min()), 3),
-                "speed_max": round(float(ratios.max()), 3),
-                **twin,
-                **({"gmacs": gmacs[name],
-                    "speed_by_macs": round(gmacs[BASELINE] / gmacs[name], 3)}
-                   if gmacs else {}),
-            })
+                row.update(_spread(np.array(times[(TWIN, runtime)]) / own,
+                                   ("speed_vs_twin", "twin_min", "twin_max")))
+            if gmacs:
+                row.update(gmacs=gmacs[name],
+                           speed_by_macs=round(gmacs[BASELINE] / gmacs[name], 3))
+            rows.append(row)
     return rows
+
+
+def _spread(values, keys, digits=3):
+    """{keys[0]: median, keys[1]: min, keys[2]: max} of `values` (per round), rounded."""
+    return {key: round(float(statistic(values)), digits)
+            for key, statistic in zip(keys, (np.median, np.min, np.max))}
 
 
 def measure(size=224, rounds=7, calls=10):
